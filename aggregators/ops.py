@@ -19,6 +19,7 @@ from aggregators.model import (
     TERMINAL_APP_KEY,
     AppUsageEvent,
     BuildEvent,
+    BuildParameter,
     Event,
     LatencyEvent,
     SessionEvent,
@@ -98,7 +99,7 @@ class _Planner:
                 "user_id": e.user_id,
                 "build_number": e.build_number,
                 "time_us": e.time_us,
-                "parameters": [p._asdict() for p in e.parameters],
+                "parameters": [_parameter_json(p) for p in e.parameters],
             }
         ).decode()
         self.other.setdefault(day, []).append(["b", field_, str(e.time_us), e.id, payload])
@@ -114,6 +115,12 @@ class _Planner:
         out.meta.extend(_meta_ops("u", self.profiles))
         out.meta.extend(_meta_ops("a", self.catalogue))
         return out
+
+
+def _parameter_json(p: BuildParameter) -> dict[str, object]:
+    out = p._asdict()
+    out["options"] = [o._asdict() for o in p.options]
+    return out
 
 
 def _newest(table: dict[str, _Newest], key: str, entry: _Newest) -> None:

@@ -1,0 +1,88 @@
+"""``parameters_usage`` of the templates report (insights-api.md 4.6 and 5.5), pure."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import orjson
+
+Json = dict[str, object]
+
+
+@dataclass(frozen=True)
+class StoredBuild:
+    template_id: str
+    workspace_id: str
+    build_number: int
+    time_us: int
+    parameters: tuple[Json, ...]  # {name, type, display_name, description, options, value}
+
+
+def latest_builds(
+    builds: Iterable[StoredBuild], start_ns: int, end_ns: int, templates: frozenset[str] | None
+) -> list[StoredBuild]:
+    """The greatest build number per (template, workspace) among builds created in the window."""
+    best: dict[tuple[str, str], StoredBuild] = {}
+    for b in builds:
+        if templates is not None and b.template_id not in templates:
+            continue
+        if not start_ns <= b.time_us * 1000 < end_ns:
+            continue
+        key = (b.template_id, b.workspace_id)
+        cur = best.get(key)
+        if cur is None or b.build_number > cur.build_number:
+            best[key] = b
+    return list(best.values())
+
+
+def _options(param: Json) -> list[Json]:
+    raw = param.get("options") or []
+    assert isinstance(raw, list)
+    return [
+        {
+            "name": o.get("name", ""),
+            "description": o.get("description", ""),
+            "value": o.get("value", ""),
+            "icon": o.get("icon", ""),
+        }
+        for o in raw
+    ]
+
+
+def parameters_usage(builds: Iterable[StoredBuild], describe: Callable[[str], str]) -> list[Json]:
+    """Group identical parameter definitions across templates and count their values."""
+    groups: dict[tuple[str, str, str, str, str], set[str]] = defaultdict(set)
+    values: dict[tuple[str, str, str, str, str], dict[str, int]] = defaultdict(dict)
+    options: dict[tuple[str, str, str, str, str], list[Json]] = {}
+    for b in builds:
+        for p in b.parameters:
+            opts = _options(p)
+            key = (
+                str(p.get("name", "")),
+                str(p.get("type", "")),
+                str(p.get("display_name", "")),
+                str(p.get("description", "")),
+                orjson.dumps(opts).decode(),
+            )
+            groups[key].add(b.template_id)
+            options[key] = opts
+            counts = values[key]
+            value = str(p.get("value", ""))
+            counts[value] = counts.get(value, 0) + 1
+    out: list[Json] = []
+    for key in sorted(groups):
+        name, type_, display, description, _ = key
+        entry: Json = {
+            "template_ids": sorted(groups[key]),
+            "display_name": display,
+            "name": name,
+            "type": type_,
+            "description": describe(description),
+        }
+        if options[key]:
+            entry["options"] = options[key]
+        entry["values"] = [{"value": v, "count": c} for v, c in sorted(values[key].items())]
+        out.append(entry)
+    return out

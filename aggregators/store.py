@@ -1,0 +1,241 @@
+"""Redis adapter: the only module that knows keys, scripts and bytes.
+
+Writes: one batch plan = one pipeline (one rollup-script call per UTC day plus
+one meta-script call), so a batch costs one round trip.  Reads: a window is
+planned day by day (``aggregators.window``) and fetched in two pipelined
+round trips (day indexes, then the hashes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from aggregators import keys
+from aggregators.keys import SEP
+from aggregators.ops import BatchPlan
+from aggregators.parameters import StoredBuild
+from aggregators.reports import Profile
+from aggregators.timebase import HALF_HOURS_PER_DAY, day_span
+from aggregators.window import (
+    Catalogue,
+    DayAggregates,
+    DayCells,
+    WindowAcc,
+    app_key_entries,
+    fold_day_aggregates,
+    fold_day_cells,
+)
+
+_ROLLUP_LUA = resources.files("aggregators").joinpath("rollup.lua").read_text()
+_META_LUA = resources.files("aggregators").joinpath("meta.lua").read_text()
+
+# Parts of the window a report needs: a (activity), m (minutes), x (apps), l (latency).
+Parts = frozenset[str]
+
+
+def _s(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _hash(raw: Any) -> dict[str, str]:
+    return {_s(k): _s(v) for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class _DayPlan:
+    day: int
+    lo: int
+    hi: int
+    fast: bool
+
+
+class RollupStore:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._rollup = redis.register_script(_ROLLUP_LUA)
+        self._meta = redis.register_script(_META_LUA)
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    # -- writes -------------------------------------------------------------
+
+    async def apply(self, plan: BatchPlan) -> int:
+        """Apply a batch plan atomically per day, in one round trip; returns changed ops."""
+        if not plan.days and not plan.meta:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for day, ops in plan.days.items():
+            args = [keys.day_prefix(day), orjson.dumps(ops)]
+            await self._rollup(keys=[keys.day_templates(day)], args=args, client=pipe)
+        if plan.meta:
+            meta_keys = [keys.users(), keys.app_catalogue()]
+            await self._meta(keys=meta_keys, args=[orjson.dumps(plan.meta)], client=pipe)
+        results = await pipe.execute()
+        return sum(int(r) for r in results)
+
+    # -- reads --------------------------------------------------------------
+
+    async def catalogue(self) -> Catalogue:
+        raw = await self.redis.hgetall(keys.app_catalogue())
+        out: Catalogue = {}
+        for fld, value in raw.items():
+            template, _, key = _s(fld).partition(SEP)
+            entry = orjson.loads(value)
+            out[template, key] = (entry["n"], entry["c"])
+        return out
+
+    async def profiles(self, users: list[str]) -> dict[str, Profile]:
+        if not users:
+            return {}
+        raw = await self.redis.hmget(keys.users(), users)
+        out: dict[str, Profile] = {}
+        for user, value in zip(users, raw, strict=True):
+            if value is not None:
+                entry = orjson.loads(value)
+                out[user] = Profile(entry["n"], entry["c"])
+        return out
+
+    async def window(
+        self, first_hh: int, stop_hh: int, templates: tuple[str, ...] | None, parts: Parts
+    ) -> WindowAcc:
+        """Fold half-hours ``[first_hh, stop_hh)`` of the selected templates (None = all)."""
+        acc = WindowAcc(first_hh, stop_hh)
+        single = templates is not None and len(set(templates)) == 1
+        plans = [
+            _DayPlan(day, lo, hi, lo == 0 and hi == HALF_HOURS_PER_DAY and (templates is None or single))
+            for day, lo, hi in day_span(first_hh, stop_hh)
+        ]
+        if not plans:
+            return acc
+        catalogue = await self.catalogue() if "x" in parts else {}
+        index = await self._day_indexes(plans, templates)
+        pipe = self.redis.pipeline(transaction=False)
+        readers = []
+        for plan, members in zip(plans, index, strict=True):
+            if plan.fast:
+                readers.append(self._queue_aggregates(pipe, plan.day, members, templates, parts))
+            else:
+                readers.append(self._queue_cells(pipe, plan.day, members, templates, parts))
+        results = iter(await pipe.execute())
+        for plan, reader in zip(plans, readers, strict=True):
+            data = reader(results)
+            if isinstance(data, DayAggregates):
+                entries = app_key_entries(data, catalogue) if "x" in parts else {}
+                if entries is not None:
+                    fold_day_aggregates(acc, data, entries)
+                    continue
+                data = await self._cells_now(plan.day, templates, parts)
+            fold_day_cells(acc, data, plan.lo, plan.hi, catalogue)
+        return acc
+
+    async def _day_indexes(
+        self, plans: list[_DayPlan], templates: tuple[str, ...] | None
+    ) -> list[list[str]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for plan in plans:
+            if plan.fast:
+                pipe.smembers(keys.day_templates(plan.day))
+            else:
+                pipe.smembers(keys.day_cells(plan.day))
+        wanted = None if templates is None else set(templates)
+        out: list[list[str]] = []
+        for plan, members in zip(plans, await pipe.execute(), strict=True):
+            names = sorted(_s(m) for m in members)
+            if wanted is not None:
+                names = [n for n in names if n.partition(SEP)[0] in wanted]
+            out.append(names)
+        return out
+
+    def _queue_aggregates(
+        self, pipe: Any, day: int, tpls: list[str], templates: tuple[str, ...] | None, parts: Parts
+    ) -> Any:
+        scope = keys.ALL if templates is None else templates[0]
+        for part in ("x", "m", "l"):
+            if part in parts:
+                pipe.hgetall(keys.day_agg(day, scope, part))
+            else:
+                pipe.echo(b"")
+        for t in tpls:
+            pipe.hgetall(keys.day_agg(day, t, "a"))
+            if "x" in parts:
+                pipe.hgetall(keys.day_agg(day, t, "x"))
+            if "l" in parts:
+                pipe.hkeys(keys.day_agg(day, t, "l"))
+
+        def read(results: Any) -> DayAggregates:
+            scope_x, scope_m, scope_l = (next(results) for _ in range(3))
+            agg = DayAggregates(day, *(_hash(r) if isinstance(r, dict) else {} for r in (scope_x, scope_m, scope_l)), {}, {}, {})
+            for t in tpls:
+                agg.per_template_a[t] = _hash(next(results))
+                if "x" in parts:
+                    agg.per_template_x[t] = _hash(next(results))
+                if "l" in parts:
+                    agg.per_template_latency_users[t] = [_s(u) for u in next(results)]
+            return agg
+
+        return read
+
+    def _queue_cells(
+        self, pipe: Any, day: int, pairs: list[str], templates: tuple[str, ...] | None, parts: Parts
+    ) -> Any:
+        split = [tuple(p.split(SEP, 1)) for p in pairs]
+        for t, u in split:
+            pipe.hgetall(keys.cell(day, t, u))
+            if "l" in parts:
+                pipe.hgetall(keys.cell_latency(day, t, u))
+
+        def read(results: Any) -> DayCells:
+            cells = DayCells(day, {}, {})
+            for t, u in split:
+                cells.cells[t, u] = _hash(next(results))
+                if "l" in parts:
+                    cells.latency[t, u] = _hash(next(results))
+            return cells
+
+        return read
+
+    async def _cells_now(
+        self, day: int, templates: tuple[str, ...] | None, parts: Parts
+    ) -> DayCells:
+        plan = _DayPlan(day, 0, HALF_HOURS_PER_DAY, False)
+        (pairs,) = await self._day_indexes([plan], templates)
+        pipe = self.redis.pipeline(transaction=False)
+        read = self._queue_cells(pipe, day, pairs, templates, parts)
+        result: DayCells = read(iter(await pipe.execute()))
+        return result
+
+    async def activity_masks(self, days: range) -> dict[int, dict[str, int]]:
+        """UTC day -> user -> 48-bit active half-hour mask over all templates."""
+        pipe = self.redis.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(keys.day_agg(day, keys.ALL, "a"))
+        out: dict[int, dict[str, int]] = {}
+        for day, raw in zip(days, await pipe.execute(), strict=True):
+            out[day] = {_s(u): int(m) for u, m in raw.items()}
+        return out
+
+    async def builds(self, days: range) -> list[StoredBuild]:
+        pipe = self.redis.pipeline(transaction=False)
+        for day in days:
+            pipe.hgetall(keys.day_builds(day))
+        out: list[StoredBuild] = []
+        for raw in await pipe.execute():
+            for fld, value in raw.items():
+                template, workspace, _ = _s(fld).split(SEP)
+                payload = orjson.loads(orjson.loads(value)["p"])
+                out.append(
+                    StoredBuild(
+                        template,
+                        workspace,
+                        int(payload["build_number"]),
+                        int(payload["time_us"]),
+                        tuple(payload["parameters"]),
+                    )
+                )
+        return out

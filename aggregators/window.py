@@ -1,0 +1,234 @@
+"""Fold a window's rollups, day by day, into one accumulator (pure).
+
+Two sources feed the same accumulator:
+
+* day aggregates (``fold_day_aggregates``) for UTC days lying wholly inside
+  the window, when the filter is "all templates" or a single template: reads
+  O(users) fields per day, with the cross-template 30-minute caps already
+  applied by the rollup script;
+* cells (``fold_day_cells``) for the window's partial edge days and for
+  multi-template filters, where caps must be taken over the selected templates
+  only: the exact definition of insights-api.md section 4 applied to cell state.
+
+Every capped quantity is capped per (half-hour, user); half-hours never span
+two days, so per-day results simply add up.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import orjson
+
+from aggregators.keys import SEP
+from aggregators.sketch import Bins, merge_into
+from aggregators.timebase import HALF_HOURS_PER_DAY, MIN_PER_HALF_HOUR
+
+KIND_COUNT = 5
+AppEntry = tuple[str, str, str]  # (slug, display_name, icon)
+Catalogue = dict[tuple[str, str], tuple[str, str]]  # (template, key) -> (display_name, icon)
+Hash = dict[str, str]
+
+
+@dataclass
+class AppAcc:
+    minutes: int = 0
+    templates: set[str] = field(default_factory=set)
+    runs: dict[str, int] = field(default_factory=dict)  # user -> window half-hour mask
+
+
+@dataclass
+class WindowAcc:
+    """Everything the four reports need, over window half-hours ``[first_hh, stop_hh)``."""
+
+    first_hh: int
+    stop_hh: int
+    active: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    minutes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    kind_minutes: list[int] = field(default_factory=lambda: [0] * KIND_COUNT)
+    kind_templates: list[set[str]] = field(
+        default_factory=lambda: [set() for _ in range(KIND_COUNT)]
+    )
+    apps: dict[AppEntry, AppAcc] = field(default_factory=dict)
+    latency: dict[str, Bins] = field(default_factory=dict)
+    latency_templates: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+
+    def mark_active(self, user: str, template: str, mask: int) -> None:
+        per_user = self.active[user]
+        per_user[template] = per_user.get(template, 0) | mask
+
+    def app(self, entry: AppEntry) -> AppAcc:
+        acc = self.apps.get(entry)
+        if acc is None:
+            acc = self.apps[entry] = AppAcc()
+        return acc
+
+    def add_latency(self, user: str, template: str, bins: dict[int, int]) -> None:
+        merge_into(self.latency.setdefault(user, {}), bins)
+        self.latency_templates[user].add(template)
+
+
+@dataclass
+class DayAggregates:
+    """Raw day-aggregate hashes of one UTC day for one scope (``all`` or one template)."""
+
+    day: int
+    scope_x: Hash
+    scope_m: Hash
+    scope_l: Hash
+    per_template_a: dict[str, Hash]
+    per_template_x: dict[str, Hash]
+    per_template_latency_users: dict[str, list[str]]
+
+
+def _bins(raw: str) -> dict[int, int]:
+    return {int(k): int(v) for k, v in orjson.loads(raw).items()}
+
+
+def app_key_entries(agg: DayAggregates, catalogue: Catalogue) -> dict[str, AppEntry] | None:
+    """Entry of each used app key of the day, or ``None`` when one key maps to
+    different entries in different templates (then the all-template caps of the
+    day aggregates do not apply and the day must be folded from cells)."""
+    out: dict[str, AppEntry | None] = {}
+    for template, x in agg.per_template_x.items():
+        for fld in x:
+            if not fld.startswith("p" + SEP):
+                continue
+            key = fld[2:]
+            meta = catalogue.get((template, key))
+            entry = None if meta is None else (key, *meta)
+            if key in out and out[key] != entry:
+                return None
+            out[key] = entry
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def fold_day_aggregates(acc: WindowAcc, agg: DayAggregates, entries: dict[str, AppEntry]) -> None:
+    """Fold a day lying wholly inside the window (``entries`` from ``app_key_entries``)."""
+    shift = agg.day * HALF_HOURS_PER_DAY - acc.first_hh
+    for template, amap in agg.per_template_a.items():
+        for user, mask in amap.items():
+            acc.mark_active(user, template, int(mask) << shift)
+    for user, minutes in agg.scope_m.items():
+        acc.minutes[user] += int(minutes)
+    for template, x in agg.per_template_x.items():
+        for i in range(KIND_COUNT):
+            if int(x.get(f"k{SEP}{i}", 0)) > 0:
+                acc.kind_templates[i].add(template)
+        for fld, value in x.items():
+            if fld.startswith("p" + SEP) and int(value) > 0 and fld[2:] in entries:
+                acc.app(entries[fld[2:]]).templates.add(template)
+    for fld, value in agg.scope_x.items():
+        _fold_x_field(acc, fld, int(value), entries, shift)
+    for user, raw in agg.scope_l.items():
+        merge_into(acc.latency.setdefault(user, {}), _bins(raw))
+    for template, users in agg.per_template_latency_users.items():
+        for user in users:
+            acc.latency_templates[user].add(template)
+
+
+def _fold_x_field(
+    acc: WindowAcc, fld: str, value: int, entries: dict[str, AppEntry], shift: int
+) -> None:
+    tag, _, rest = fld.partition(SEP)
+    if tag == "k":
+        acc.kind_minutes[int(rest)] += value
+    elif tag == "p":
+        if rest in entries:
+            acc.app(entries[rest]).minutes += value
+    elif tag == "r":
+        key, _, user = rest.rpartition(SEP)
+        if key in entries:
+            runs = acc.app(entries[key]).runs
+            runs[user] = runs.get(user, 0) | (value << shift)
+
+
+@dataclass
+class _HalfHour:
+    agent: int = 0
+    connected: bool = False
+    apps_union: int = 0
+    kinds: list[int] = field(default_factory=lambda: [0] * KIND_COUNT)
+    apps: dict[str, int] = field(default_factory=dict)
+
+
+def _parse_cell(cell: Hash, lo: int, hi: int) -> dict[int, _HalfHour]:
+    out: dict[int, _HalfHour] = {}
+    for fld, raw in cell.items():
+        hh_s, _, part = fld.partition(SEP)
+        hh = int(hh_s)
+        if not lo <= hh < hi:
+            continue
+        st = out.get(hh)
+        if st is None:
+            st = out[hh] = _HalfHour()
+        value = int(raw)
+        if part == "a":
+            st.agent = value
+        elif part == "c":
+            st.connected = value == 1
+        elif part == "u":
+            st.apps_union = value
+        elif part.startswith("k" + SEP):
+            st.kinds[int(part[2:])] = value
+        elif part.startswith("p" + SEP):
+            st.apps[part[2:]] = value
+    return out
+
+
+@dataclass
+class DayCells:
+    """Raw cell hashes of one UTC day, already limited to the selected templates."""
+
+    day: int
+    cells: dict[tuple[str, str], Hash]  # (template, user) -> cell hash
+    latency: dict[tuple[str, str], Hash]  # (template, user) -> {"hh|digest": bin}
+
+
+def fold_day_cells(acc: WindowAcc, cells: DayCells, lo: int, hi: int, cat: Catalogue) -> None:
+    """Fold half-hours ``lo <= hh < hi`` of one day from cell state (exact definition)."""
+    base = cells.day * HALF_HOURS_PER_DAY - acc.first_hh
+    usage: dict[tuple[int, str], int] = defaultdict(int)
+    kinds: dict[tuple[int, str, int], int] = defaultdict(int)
+    apps: dict[tuple[int, str, AppEntry], int] = defaultdict(int)
+    for (template, user), cell in cells.cells.items():
+        for hh, st in _parse_cell(cell, lo, hi).items():
+            agent = st.agent if st.connected else 0
+            minutes = (st.apps_union | agent).bit_count()
+            if minutes == 0:
+                continue
+            acc.mark_active(user, template, 1 << (base + hh))
+            usage[hh, user] += minutes
+            for i, kmask in enumerate(st.kinds):
+                eff = kmask.bit_count() if st.connected else 0
+                if eff:
+                    acc.kind_templates[i].add(template)
+                    kinds[hh, user, i] += eff
+            for key, amask in st.apps.items():
+                meta = cat.get((template, key))
+                if meta is None or not amask:
+                    continue
+                entry = (key, *meta)
+                apps[hh, user, entry] += amask.bit_count()
+                app = acc.app(entry)
+                app.templates.add(template)
+                app.runs[user] = app.runs.get(user, 0) | (1 << (base + hh))
+    for (_, user), v in usage.items():
+        acc.minutes[user] += min(v, MIN_PER_HALF_HOUR)
+    for (_, _, i), v in kinds.items():
+        acc.kind_minutes[i] += min(v, MIN_PER_HALF_HOUR)
+    for (_, _, entry), v in apps.items():
+        acc.app(entry).minutes += min(v, MIN_PER_HALF_HOUR)
+    _fold_cell_latency(acc, cells, lo, hi)
+
+
+def _fold_cell_latency(acc: WindowAcc, cells: DayCells, lo: int, hi: int) -> None:
+    for (template, user), samples in cells.latency.items():
+        bins: dict[int, int] = {}
+        for fld, raw in samples.items():
+            if lo <= int(fld.partition(SEP)[0]) < hi:
+                b = int(raw)
+                bins[b] = bins.get(b, 0) + 1
+        if bins:
+            acc.add_latency(user, template, bins)

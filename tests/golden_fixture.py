@@ -1,0 +1,184 @@
+"""Coder's "multiple users and workspaces" insights fixture, as wire events.
+
+Transcribed from insights-api.md section 12: sessions every 30 s, one
+app-usage event per app session, one build per workspace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+T1 = "00000000-0000-0000-0000-000000000001"
+T2 = "00000000-0000-0000-0000-000000000002"
+T3 = "00000000-0000-0000-0000-000000000003"
+USER1 = "00000000-0000-0000-0000-000000000004"
+USER2 = "00000000-0000-0000-0000-000000000005"
+USER3 = "00000000-0000-0000-0000-000000000006"
+NAMES = {USER1: "user1", USER2: "user2", USER3: "user3"}
+KINDS = ("vscode", "jetbrains", "reconnecting_pty", "ssh", "sftp")
+
+Event = dict[str, Any]
+
+
+def _id(*parts: object) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "fixture/" + "/".join(map(str, parts))))
+
+
+# (user, workspace name, template)
+WORKSPACES = {
+    "u1w1": (USER1, "workspace1", T1),
+    "u1w2": (USER1, "workspace2", T2),
+    "u1w3": (USER1, "otherworkspace3", T3),
+    "u2w1": (USER2, "workspace1", T1),
+    "u3w1": (USER3, "otherworkspace1", T3),
+    "u3w2": (USER3, "workspace2", T1),
+}
+
+
+def _ws(key: str) -> dict[str, str]:
+    user, _, template = WORKSPACES[key]
+    return {
+        "user_id": user,
+        "template_id": template,
+        "workspace_id": _id("ws", key),
+        "agent_id": _id("agent", key),
+    }
+
+
+def _t(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def _rfc(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+
+
+SESSIONS = [  # (workspace, from, to, kinds)
+    ("u1w1", "2023-08-15T00:00", "2023-08-15T01:00", ("vscode", "ssh")),
+    ("u1w1", "2023-08-16T00:00", "2023-08-16T00:12", ("ssh",)),
+    ("u1w1", "2023-08-17T00:04:30", "2023-08-17T00:06:00", ("jetbrains",)),
+    ("u1w2", "2023-08-15T00:00", "2023-08-15T01:00", ("vscode", "ssh")),
+    ("u1w2", "2023-08-03T00:00", "2023-08-03T01:00", ("ssh", "reconnecting_pty")),
+    ("u1w2", "2023-08-05T00:00", "2023-08-05T01:00", ("ssh", "reconnecting_pty")),
+    ("u2w1", "2023-08-14T23:00", "2023-08-15T00:00", ("vscode", "ssh")),
+    ("u2w1", "2023-08-15T00:00", "2023-08-15T01:00", ("ssh",)),
+    ("u2w1", "2023-08-22T00:00", "2023-08-22T01:00", ("vscode", "ssh")),
+    ("u3w1", "2023-08-15T00:00", "2023-08-15T01:00", ("ssh", "reconnecting_pty")),
+]
+
+APPS = [  # (workspace, key, start, end, access method)
+    ("u1w1", "app1", "2023-08-15T00:00:00", "2023-08-15T01:00:00", "path"),
+    ("u1w1", "app1", "2023-08-15T02:00:10", "2023-08-15T02:00:40", "path"),
+    ("u1w1", "app1", "2023-08-15T03:00:30", "2023-08-15T03:01:30", "path"),
+    ("u1w1", "app3", "2023-08-21T00:00:00", "2023-08-21T00:12:00", "path"),
+    ("u1w2", "app1", "2023-08-15T00:00:00", "2023-08-15T01:00:00", "path"),
+    ("u1w2", "app1", "2023-08-17T00:00:00", "2023-08-17T06:00:00", "path"),
+    ("u2w1", "app3", "2023-08-14T23:00:00", "2023-08-15T00:00:00", "path"),
+    ("u2w1", "app3", "2023-08-22T00:00:00", "2023-08-22T01:00:00", "path"),
+    ("u3w1", "otherapp1", "2023-08-17T00:00:00", "2023-08-17T00:05:00", "path"),
+    ("u3w1", "", "2023-08-18T00:00:00", "2023-08-18T00:05:00", "terminal"),
+]
+ICONS = {"app1": "/icon1.png", "app2": "/icon2.png", "app3": "/icon2.png", "otherapp1": "/icon1.png"}
+
+
+def session_events() -> list[Event]:
+    out: list[Event] = []
+    for n, (ws, start, end, kinds) in enumerate(SESSIONS):
+        at, stop = _t(start), _t(end)
+        while at < stop:
+            user = WORKSPACES[ws][0]
+            out.append(
+                {
+                    "id": _id("s", n, at.isoformat()),
+                    "time": _rfc(at),
+                    "username": NAMES[user],
+                    "avatar_url": "",
+                    **_ws(ws),
+                    "connection_count": 1,
+                    "sessions": {k: int(k in kinds) for k in KINDS},
+                }
+            )
+            at += timedelta(seconds=30)
+    return out
+
+
+def app_events() -> list[Event]:
+    out: list[Event] = []
+    for n, (ws, key, start, end, method) in enumerate(APPS):
+        user = WORKSPACES[ws][0]
+        app = None if method == "terminal" else {"display_name": key, "icon": ICONS[key]}
+        out.append(
+            {
+                "id": _id("a", n),
+                "time": _rfc(_t(end)),
+                "session_id": _id("session", n),
+                "username": NAMES[user],
+                "avatar_url": "",
+                **_ws(ws),
+                "access_method": method,
+                "slug_or_port": key,
+                "app": app,
+                "started_at": _rfc(_t(start)),
+                "ended_at": _rfc(_t(end)),
+                "requests": 1,
+            }
+        )
+    return out
+
+
+def _param(name: str, description: str, value: str, options: tuple[str, ...] = ()) -> Event:
+    return {
+        "name": name,
+        "type": "string",
+        "display_name": name,
+        "description": description,
+        "options": [{"name": o, "description": "", "value": o, "icon": ""} for o in options],
+        "value": value,
+    }
+
+
+def build_events(loaded_at: str = "2026-01-01T00:00:00Z") -> list[Event]:
+    first = ("param1", "This is first parameter")
+    second = ("param2", "This is second parameter")
+    third = ("param3", "This is third parameter")
+    fourth = ("param4", "This is fourth parameter")
+    other = ("otherparam1", "This is another parameter")
+    opts = ("option1", "option2")
+    values: dict[str, list[Event]] = {
+        "u1w1": [_param(*first, "abc"), _param(*second, "123"), _param(*third, "bbb"),
+                 _param(*fourth, "option1", opts)],
+        "u1w2": [_param(*first, "ABC"), _param(*second, "123"), _param(*third, "BBB")],
+        "u1w3": [_param(*other, "")],
+        "u2w1": [_param(*first, "abc"), _param(*second, "123"), _param(*third, "BBB"),
+                 _param(*fourth, "option1", opts)],
+        "u3w1": [_param(*other, "xyz")],
+        "u3w2": [_param(*first, ""), _param(*second, ""), _param(*third, ""),
+                 _param(*fourth, "option2", opts)],
+    }
+    out: list[Event] = []
+    for ws, params in values.items():
+        base = _ws(ws)
+        out.append(
+            {
+                "id": _id("b", ws),
+                "time": loaded_at,
+                "template_id": base["template_id"],
+                "workspace_id": base["workspace_id"],
+                "user_id": base["user_id"],
+                "build_number": 1,
+                "parameters": params,
+            }
+        )
+    return out
+
+
+def all_events() -> dict[str, list[Event]]:
+    """Events by topic kind."""
+    return {
+        "sessions": session_events(),
+        "app_usage": app_events(),
+        "latency": [],
+        "builds": build_events(),
+    }
