@@ -1,0 +1,47 @@
+"""Dead-letter records for refused events (``shared/spec/events.md``, "Validation").
+
+The worker publishes one record per ``Rejection`` to ``insights.dead_letter``, with
+the original message key as the record key.  The metric label of a rejection is its
+``code`` (one of ``streams.decoding.REASON_CODES``), so no reason parsing is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+
+from streams.decoding import Rejection
+
+__all__ = ["dead_letter_record", "key_text"]
+
+
+def key_text(key: bytes | None) -> str | None:
+    """A message key as the record carries it: text, base64 when not UTF-8, or None."""
+    if key is None:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(key).decode("ascii")
+
+
+def dead_letter_record(
+    topic: str, partition: int, offset: int, key: bytes | None, rej: Rejection
+) -> bytes:
+    """The JSON value of the dead-letter record for one rejection.
+
+    ``payload`` is already text or base64 (``rej.payload_encoding`` says which); the
+    spec's record has no field for the encoding, so none is added here.
+    """
+    return orjson.dumps(
+        {
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "index": rej.index,
+            "key": key_text(key),
+            "reason": rej.reason,
+            "payload": rej.payload,
+        }
+    )
