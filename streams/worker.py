@@ -1,0 +1,150 @@
+"""The Faust worker: one agent per topic, batched, acknowledging only what Redis accepted.
+
+Agents are thin translators: ``streams.batches`` decodes and plans, the store
+applies the plan in one round trip.  Delivery is at least once (the embedded
+broker has no idempotent producer either); the rollups are idempotent, so
+redelivered batches change no number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import faust
+import orjson
+import structlog
+from redis.asyncio import Redis
+
+from aggregators import keys
+from aggregators.store import RollupStore
+from streams import metrics
+from streams.batches import DecodedBatch, RawMessage, decode_batch
+from streams.settings import TOPIC_KINDS, Settings
+
+log = structlog.get_logger("insights.worker")
+
+HEARTBEAT_S = 2.0
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class InsightsWorker:
+    """Owns the Faust app; ``start()``/``stop()`` run it inside the caller's event loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis,
+        *,
+        embedded_broker: bool = False,
+        clock_us: Callable[[], int] = _now_us,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.store = RollupStore(redis)
+        self.clock_us = clock_us
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.app = faust.App(
+            settings.app_id,
+            broker=[f"kafka://{b}" for b in settings.kafka_bootstrap.split(",")],
+            web_enabled=False,
+            autodiscover=False,
+            topic_partitions=settings.topic_partitions,
+            topic_replication_factor=1,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=1,
+            stream_wait_empty=False,
+            broker_commit_interval=1.0,
+            # Tansu holds a group join for half the session timeout, so keep it short there.
+            broker_session_timeout=6.0 if embedded_broker else settings.broker_session_timeout_s,
+            broker_heartbeat_interval=1.0 if embedded_broker else 3.0,
+        )
+        self.dead_letters = self.app.topic(
+            settings.dead_letter_topic, key_serializer="raw", value_serializer="raw"
+        )
+        for kind in TOPIC_KINDS:
+            topic = self.app.topic(
+                settings.topic(kind), key_serializer="raw", value_serializer="raw"
+            )
+            self.app.agent(topic, name=f"insights-{kind}", concurrency=1)(self._agent(kind))
+        self.app.timer(HEARTBEAT_S)(self._heartbeat)
+
+    def _agent(self, kind: str) -> Callable[[Any], Any]:
+        async def agent(stream: Any) -> None:
+            async for events in stream.take_events(
+                self.settings.batch_messages, within=self.settings.batch_within_s
+            ):
+                try:
+                    await self.process(kind, events)
+                except asyncio.CancelledError:
+                    # take_events acks the batch when this body returns, even on
+                    # cancellation.  Marking the messages acked here keeps the
+                    # consumer from recording them, so their offsets stay
+                    # uncommitted and the batch is redelivered after a restart.
+                    for event in events:
+                        event.message.acked = True
+                    raise
+
+        agent.__name__ = f"insights_{kind}"
+        return agent
+
+    async def process(self, kind: str, events: Sequence[Any]) -> DecodedBatch:
+        topic = self.settings.topic(kind)
+        started = time.perf_counter()
+        raw = [
+            RawMessage(
+                e.message.topic, e.message.partition, e.message.offset, e.message.key, e.value
+            )
+            for e in events
+        ]
+        max_future_us = int(self.settings.max_future_s * 1_000_000)
+        batch = decode_batch(kind, raw, self.clock_us(), max_future_us)
+        await self._apply_until_accepted(topic, batch)
+        for dead in batch.dead_letters:
+            fut = await self.dead_letters.send(key=dead.key, value=dead.value)
+            await fut
+            metrics.REJECTED.labels(topic, dead.code).inc()
+        metrics.MESSAGES.labels(topic).inc(batch.messages)
+        metrics.EVENTS.labels(topic).inc(batch.events)
+        metrics.BATCH_SECONDS.labels(topic).observe(time.perf_counter() - started)
+        return batch
+
+    async def _apply_until_accepted(self, topic: str, batch: DecodedBatch) -> None:
+        """Retry with capped exponential backoff: a Redis outage stalls, never drops."""
+        delay = 0.05
+        while True:
+            try:
+                await self.store.apply(batch.plan)
+                return
+            except Exception as exc:  # any store failure: keep the batch, retry
+                metrics.STORE_RETRIES.labels(topic).inc()
+                log.warning("store write failed; retrying", topic=topic, error=str(exc),
+                            retry_in_s=round(delay, 3))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.redis_retry_max_s)
+
+    async def _heartbeat(self) -> None:
+        assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in self.app.consumer.assignment())
+        metrics.ASSIGNED.set(len(assignment))
+        entry = {"at_ms": time.time_ns() // 1_000_000, "partitions": assignment}
+        try:
+            await self.redis.hset(keys.worker_heartbeat(), self.worker_id, orjson.dumps(entry))
+        except Exception as exc:  # readiness is advisory; the next beat retries
+            log.warning("heartbeat failed", error=str(exc))
+
+    async def start(self) -> None:
+        await self.app.start()
+
+    async def stop(self) -> None:
+        await self.app.stop()
+        try:
+            await self.redis.hdel(keys.worker_heartbeat(), self.worker_id)
+        except Exception:  # stopping anyway; a stale beat ages out
+            pass
