@@ -1,0 +1,56 @@
+"""aiohttp application factory: typed app keys, resources in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from aggregators.store import RollupStore
+from api import views
+from api.auth import TokenRegistry
+from api.context import CLOCK, SETTINGS, STORE, TOKENS
+from streams.settings import Settings
+
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def redis_client(settings: Settings) -> Redis:
+    """A pool whose every wait is bounded, so a dead store answers 503, never hangs."""
+    return Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.store_timeout_s,
+        socket_connect_timeout=settings.store_timeout_s,
+        retry_on_timeout=False,
+        health_check_interval=10,
+    )
+
+
+def create_app(
+    settings: Settings,
+    store: RollupStore | None = None,
+    clock: Callable[[], datetime] = _utc_now,
+    tokens: TokenRegistry | None = None,
+) -> web.Application:
+    app = web.Application(middlewares=[views.metrics_middleware])
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[TOKENS] = tokens or TokenRegistry.from_settings(settings.api_tokens, settings.api_token_file)
+    if store is not None:
+        app[STORE] = store
+    else:
+        app.cleanup_ctx.append(_store_ctx)
+    views.setup_routes(app)
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    client = redis_client(app[SETTINGS])
+    app[STORE] = RollupStore(client)
+    yield
+    await client.aclose()

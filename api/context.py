@@ -1,0 +1,17 @@
+"""Typed application keys shared by the app factory and the views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from aiohttp import web
+
+from aggregators.store import RollupStore
+from api.auth import TokenRegistry
+from streams.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", RollupStore)
+TOKENS = web.AppKey("tokens", TokenRegistry)
+CLOCK = web.AppKey("clock", Callable[[], datetime])

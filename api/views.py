@@ -1,0 +1,196 @@
+"""HTTP views: authenticate, validate, call a query, render.  Nothing else.
+
+The order of checks is insights-api.md section 1; authentication, scope and
+validation never touch the store, so they answer normally while it is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from aggregators import keys, queries
+from aggregators.queries import Window
+from api import params
+from api.auth import Scope, presented_token
+from api.context import CLOCK, SETTINGS, STORE, TOKENS
+from api.gotime import GoTime, format_rfc3339
+from api.markdown import plaintext
+from api.params import ApiError
+from streams import metrics
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_INTERVAL_DAYS = {"day": 1, "week": 7}
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body), status=status, content_type="application/json", charset="utf-8"
+    )
+
+
+def error_response(err: ApiError) -> web.Response:
+    return json_response(err.body(), err.status)
+
+
+def _authenticate(request: web.Request) -> Scope:
+    token = presented_token(request.headers)
+    scope = request.app[TOKENS].lookup(token) if token else None
+    if scope is None:
+        raise params.unauthorized()
+    return scope
+
+
+def _window(start: GoTime, end: GoTime, template_ids: tuple[str, ...]) -> Window:
+    return Window(
+        start.epoch_ns,
+        end.epoch_ns,
+        format_rfc3339(start.epoch_ns, start.offset_s),
+        format_rfc3339(end.epoch_ns, end.offset_s),
+        template_ids,
+    )
+
+
+async def _compute(request: web.Request, failure: str, work: Awaitable[object]) -> web.Response:
+    """Bound the store work; a dead or slow store is a 503, anything else a one-line 500."""
+    try:
+        async with asyncio.timeout(request.app[SETTINGS].store_timeout_s):
+            body = await work
+    except (RedisError, OSError, TimeoutError) as exc:
+        reason = type(exc).__name__ if isinstance(exc, TimeoutError) else _one_line(exc)
+        return error_response(params.store_unavailable(reason or "timeout"))
+    except Exception as exc:
+        return error_response(params.internal_error(failure, _one_line(exc)))
+    return json_response(body)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _query_items(request: web.Request) -> list[tuple[str, str]]:
+    return list(request.rel_url.query.items())
+
+
+async def templates_view(request: web.Request) -> web.Response:
+    scope = _authenticate(request)
+    q = params.parse_templates_query(_query_items(request), request.app[CLOCK]())
+    if not scope.allows(q.template_ids):
+        raise params.not_found()
+    window = _window(q.start, q.end, q.template_ids)
+    offset = q.start.offset_s
+
+    def render(epoch_ns: int) -> str:
+        return format_rfc3339(epoch_ns, offset)
+
+    work = queries.templates_report(
+        request.app[STORE],
+        window,
+        _INTERVAL_DAYS.get(q.interval),
+        q.sections,
+        render,
+        plaintext,
+    )
+    return await _compute(request, "Internal error fetching template insights.", work)
+
+
+async def user_activity_view(request: web.Request) -> web.Response:
+    scope = _authenticate(request)
+    q = params.parse_user_activity_query(_query_items(request), request.app[CLOCK]())
+    if not scope.allows(q.template_ids):
+        raise params.not_found()
+    work = queries.user_activity_report(request.app[STORE], _window(q.start, q.end, q.template_ids))
+    return await _compute(request, "Internal error fetching user activity.", work)
+
+
+async def user_latency_view(request: web.Request) -> web.Response:
+    scope = _authenticate(request)
+    q = params.parse_user_latency_query(_query_items(request), request.app[CLOCK]())
+    if not scope.allows(q.template_ids):
+        raise params.not_found()
+    window = _window(q.start, q.end, q.template_ids)
+    work = queries.user_latency_report(request.app[STORE], window, q.percentiles)
+    return await _compute(request, "Internal error fetching user latency.", work)
+
+
+async def daus_view(request: web.Request) -> web.Response:
+    scope = _authenticate(request)
+    if not scope.deployment:
+        raise params.forbidden()
+    q = params.parse_daus_query(_query_items(request))
+    now = request.app[CLOCK]()
+
+    async def work() -> object:
+        now_ms = int(now.timestamp() * 1000)
+        rows = await queries.daus_report(request.app[STORE], now_ms, q.tz_offset)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        entries = [
+            {"date": (epoch + timedelta(days=day)).strftime("%Y-%m-%d"), "amount": amount}
+            for day, amount in rows
+        ]
+        return {"entries": entries, "tz_hour_offset": q.tz_offset}
+
+    return await _compute(request, "Internal error fetching DAUs.", work())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when Redis answers and some worker reported assigned partitions recently."""
+    settings = request.app[SETTINGS]
+    store = request.app[STORE]
+    try:
+        async with asyncio.timeout(settings.store_timeout_s):
+            await store.ping()
+            beats = await store.redis.hgetall(keys.worker_heartbeat())
+    except (RedisError, OSError, TimeoutError) as exc:
+        return json_response({"status": "unavailable", "redis": _one_line(exc)}, 503)
+    now_ms = time.time() * 1000
+    fresh = 0
+    for raw in beats.values():
+        beat = orjson.loads(raw)
+        if now_ms - beat["at_ms"] <= settings.readiness_max_age_s * 1000 and beat["partitions"]:
+            fresh += 1
+    if not fresh:
+        return json_response({"status": "unavailable", "redis": "ok", "workers": 0}, 503)
+    return json_response({"status": "ok", "redis": "ok", "workers": fresh})
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    resp = web.Response(body=generate_latest())
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return resp
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count and time every request; turn ApiError into its JSON body."""
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except ApiError as err:
+        response = error_response(err)
+    metrics.HTTP_REQUESTS.labels(route, str(response.status)).inc()
+    metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+    return response
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v2/insights/templates", templates_view)
+    app.router.add_get("/api/v2/insights/user-activity", user_activity_view)
+    app.router.add_get("/api/v2/insights/user-latency", user_latency_view)
+    app.router.add_get("/api/v2/insights/daus", daus_view)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)

@@ -1,0 +1,139 @@
+"""Composition root: wire settings, embedded servers, worker, API and demo together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from redis.asyncio import Redis
+
+from api.app import create_app
+from streams import embedded
+from streams.settings import Settings
+
+log = structlog.get_logger("insights")
+STOP_BUDGET_S = 8.0
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    processes: list[embedded.ManagedProcess] = field(default_factory=list)
+    embedded_broker: bool = False
+
+    def stop_processes(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+
+def start_embedded(settings: Settings, kafka_port: int | None, redis_port: int | None) -> Stack:
+    """Start the broker and Redis unless the settings point at existing ones."""
+    stack = Stack(settings)
+    try:
+        if not settings.kafka_bootstrap:
+            broker = embedded.start_broker(kafka_port)
+            stack.processes.append(broker)
+            settings.kafka_bootstrap = broker.address
+            stack.embedded_broker = True
+            log.info("embedded Kafka broker (Tansu) listening", bootstrap=broker.address,
+                     pid=broker.pid)
+        if not settings.redis_url:
+            redis = embedded.start_redis(redis_port)
+            stack.processes.append(redis)
+            settings.redis_url = redis.address
+            log.info("embedded Redis-protocol server listening", url=redis.address, pid=redis.pid)
+    except BaseException:
+        stack.stop_processes()
+        raise
+    return stack
+
+
+def ensure_token(settings: Settings) -> Path | None:
+    """With no token configured, mint a deployment token into a 0600 file (never logged)."""
+    if settings.api_tokens or settings.api_token_file:
+        return None
+    path = Path(tempfile.mkdtemp(prefix="insights-")) / "token"
+    path.write_text(secrets.token_urlsafe(24) + "\n")
+    path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    settings.api_token_file = str(path)
+    return path
+
+
+async def serve_api(settings: Settings) -> web.AppRunner:
+    runner = web.AppRunner(create_app(settings), access_log_format='%a "%r" %s %b %Tfs')
+    await runner.setup()
+    site = web.TCPSite(runner, settings.api_host, settings.api_port)
+    await site.start()
+    log.info("insights API listening", url=f"http://{settings.api_host}:{settings.api_port}")
+    return runner
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_stack(
+    settings: Settings, stack: Stack, *, worker: bool, api: bool, demo_users: int, demo_days: int
+) -> None:
+    """Run until SIGINT/SIGTERM, then stop what was started within the stop budget."""
+    from streams.worker import InsightsWorker  # faust is heavy: only the worker imports it
+
+    stop = _stop_event()
+    await embedded.create_topics(
+        settings.kafka_bootstrap, settings.all_topics, settings.topic_partitions
+    )
+    redis = Redis.from_url(settings.redis_url)
+    tasks: list[asyncio.Task[None]] = []
+    insights_worker = None
+    runner = None
+    try:
+        if worker:
+            insights_worker = InsightsWorker(settings, redis, embedded_broker=stack.embedded_broker)
+            await insights_worker.start()
+            log.info("worker consuming", topics=settings.all_topics[:-1], pid=os.getpid())
+        if api:
+            runner = await serve_api(settings)
+        if demo_users:
+            from streams.demo import DemoProducer
+
+            producer = DemoProducer(settings, users=demo_users)
+            tasks.append(asyncio.create_task(producer.run(demo_days, stop)))
+            log.info("demo producer started", users=demo_users, backfill_days=demo_days)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            async with asyncio.timeout(STOP_BUDGET_S):
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                if runner is not None:
+                    await runner.cleanup()
+                if insights_worker is not None:
+                    await insights_worker.stop()
+        await redis.aclose()
+
+
+async def run_api_only(settings: Settings) -> None:
+    stop = _stop_event()
+    runner = await serve_api(settings)
+    try:
+        await stop.wait()
+    finally:
+        async with asyncio.timeout(STOP_BUDGET_S):
+            await runner.cleanup()
