@@ -213,9 +213,11 @@ def _opt_count(obj: JsonObject, key: str) -> int:
 
 
 def _event_id(obj: JsonObject) -> str:
-    value = _str(obj, "id")
-    if 0 < len(value) <= MAX_ID_CHARS:
+    value = obj.get("id")
+    if type(value) is str and 0 < len(value) <= MAX_ID_CHARS:
         return value
+    if type(value) is not str:
+        raise _wrong(obj, "id", "a string")
     raise _Invalid(BAD_VALUE, "id", f"must be 1 to {MAX_ID_CHARS} characters, got {len(value)}")
 
 
@@ -301,6 +303,10 @@ def _time(obj: JsonObject, key: str) -> int:
     return time_us
 
 
+def _event_time(obj: JsonObject, limit_us: int) -> int:
+    return _not_future("time", _time(obj, "time"), limit_us)
+
+
 def _not_future(key: str, time_us: int, limit_us: int) -> int:
     if time_us <= limit_us:
         return time_us
@@ -309,6 +315,9 @@ def _not_future(key: str, time_us: int, limit_us: int) -> int:
 
 
 # --- per-topic event decoders --------------------------------------------------------------
+
+# Events are built with ``_make``: it skips the generated keyword-handling ``__new__``
+# (~240 ns of the ~4 us an event costs) yet still checks the field count.
 
 # (bit, kind, field path) for SessionEvent.kinds_mask, in model.KINDS order.
 _SESSION_KINDS = tuple((1 << i, kind, f"sessions.{kind}") for i, kind in enumerate(KINDS))
@@ -335,17 +344,19 @@ def _kinds_mask(obj: JsonObject) -> int:
 
 
 def _session(obj: JsonObject, limit_us: int) -> SessionEvent:
-    return SessionEvent(
-        _event_id(obj),
-        _not_future("time", _time(obj, "time"), limit_us),
-        _uuid(obj, "user_id"),
-        _str(obj, "username"),
-        _opt_str(obj, "avatar_url"),
-        _uuid(obj, "template_id"),
-        _uuid(obj, "workspace_id"),
-        _uuid(obj, "agent_id"),
-        _count(obj, "connection_count"),
-        _kinds_mask(obj),
+    return SessionEvent._make(
+        (
+            _event_id(obj),
+            _event_time(obj, limit_us),
+            _uuid(obj, "user_id"),
+            _str(obj, "username"),
+            _opt_str(obj, "avatar_url"),
+            _uuid(obj, "template_id"),
+            _uuid(obj, "workspace_id"),
+            _uuid(obj, "agent_id"),
+            _count(obj, "connection_count"),
+            _kinds_mask(obj),
+        )
     )
 
 
@@ -375,29 +386,31 @@ def _app(obj: JsonObject) -> tuple[str | None, str | None]:
 
 def _app_usage(obj: JsonObject, limit_us: int) -> AppUsageEvent:
     event_id = _event_id(obj)
-    time_us = _not_future("time", _time(obj, "time"), limit_us)
+    time_us = _event_time(obj, limit_us)
     started_us = _time(obj, "started_at")
     ended_us = _not_future("ended_at", _time(obj, "ended_at"), limit_us)
     if ended_us < started_us:
         raise _Invalid(BAD_VALUE, "ended_at", "before started_at")
     display_name, icon = _app(obj)
-    return AppUsageEvent(
-        event_id,
-        time_us,
-        _uuid(obj, "session_id"),
-        _uuid(obj, "user_id"),
-        _str(obj, "username"),
-        _opt_str(obj, "avatar_url"),
-        _uuid(obj, "template_id"),
-        _uuid(obj, "workspace_id"),
-        _uuid(obj, "agent_id"),
-        _access_method(obj),
-        _str(obj, "slug_or_port"),
-        display_name,
-        icon,
-        started_us,
-        ended_us,
-        _opt_count(obj, "requests"),
+    return AppUsageEvent._make(
+        (
+            event_id,
+            time_us,
+            _uuid(obj, "session_id"),
+            _uuid(obj, "user_id"),
+            _str(obj, "username"),
+            _opt_str(obj, "avatar_url"),
+            _uuid(obj, "template_id"),
+            _uuid(obj, "workspace_id"),
+            _uuid(obj, "agent_id"),
+            _access_method(obj),
+            _str(obj, "slug_or_port"),
+            display_name,
+            icon,
+            started_us,
+            ended_us,
+            _opt_count(obj, "requests"),
+        )
     )
 
 
@@ -412,14 +425,16 @@ def _latency_ms(obj: JsonObject) -> float:
 
 
 def _latency(obj: JsonObject, limit_us: int) -> LatencyEvent:
-    return LatencyEvent(
-        _event_id(obj),
-        _not_future("time", _time(obj, "time"), limit_us),
-        _uuid(obj, "user_id"),
-        _uuid(obj, "template_id"),
-        _uuid(obj, "workspace_id"),
-        _uuid(obj, "agent_id"),
-        _latency_ms(obj),
+    return LatencyEvent._make(
+        (
+            _event_id(obj),
+            _event_time(obj, limit_us),
+            _uuid(obj, "user_id"),
+            _uuid(obj, "template_id"),
+            _uuid(obj, "workspace_id"),
+            _uuid(obj, "agent_id"),
+            _latency_ms(obj),
+        )
     )
 
 
@@ -475,14 +490,16 @@ def _parameter(obj: JsonObject) -> BuildParameter:
 
 
 def _build(obj: JsonObject, limit_us: int) -> BuildEvent:
-    return BuildEvent(
-        _event_id(obj),
-        _not_future("time", _time(obj, "time"), limit_us),
-        _uuid(obj, "template_id"),
-        _uuid(obj, "workspace_id"),
-        _uuid(obj, "user_id"),
-        _build_number(obj),
-        _each_object(_array_items(obj, "parameters", required=True), "parameters", _parameter),
+    return BuildEvent._make(
+        (
+            _event_id(obj),
+            _event_time(obj, limit_us),
+            _uuid(obj, "template_id"),
+            _uuid(obj, "workspace_id"),
+            _uuid(obj, "user_id"),
+            _build_number(obj),
+            _each_object(_array_items(obj, "parameters", required=True), "parameters", _parameter),
+        )
     )
 
 
