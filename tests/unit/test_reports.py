@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+
+from aggregators.reports import daily_active_users, interval_reports
+from aggregators.window import WindowAcc
+
+DAY = 19_000
+
+
+@pytest.mark.parametrize(
+    ("offset_h", "expected"),
+    [
+        # bit 0 = 00:00Z, bit 47 = 23:30Z of DAY
+        (-3, [(DAY - 1, 1), (DAY, 1), (DAY + 1, 0)]),  # 00:00Z is 21:00 the day before
+        (0, [(DAY - 1, 0), (DAY, 2), (DAY + 1, 0)]),
+        (9, [(DAY - 1, 0), (DAY, 1), (DAY + 1, 1)]),  # 23:30Z is 08:30 the next day
+    ],
+)
+def test_daus_use_true_local_days(offset_h: int, expected: list[tuple[int, int]]) -> None:
+    masks = {DAY: {"a": 1 << 47, "b": 1}}
+    assert daily_active_users(masks, DAY - 1, 3, offset_h) == expected
+
+
+def test_interval_reports_list_empty_intervals_and_short_last() -> None:
+    acc = WindowAcc(first_hh=DAY * 48, stop_hh=DAY * 48 + 48 * 3)
+    acc.mark_active("u", "t", 1 << 50)  # day 2, 01:00
+    day_ns = 86_400 * 10**9
+    start = DAY * day_ns
+    out = interval_reports(acc, start, start + 3 * day_ns - day_ns // 2, 1, str)
+    assert [r["active_users"] for r in out] == [0, 1, 0]
+    assert out[-1]["end_time"] == str(start + 3 * day_ns - day_ns // 2)
