@@ -159,7 +159,9 @@ def user_latency(
                 "user_id": user,
                 "username": prof.username,
                 "avatar_url": prof.avatar_url,
-                "latency_ms": {name: _number(v) for (name, _), v in zip(percentiles, values, strict=True)},
+                "latency_ms": {
+                    name: _number(v) for (name, _), v in zip(percentiles, values, strict=True)
+                },
             }
         )
     return sorted(union), users

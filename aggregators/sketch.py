@@ -41,4 +41,5 @@ def quantiles(bins: Mapping[int, int], qs: Iterable[float]) -> list[float]:
     for key, count in bins.items():
         store.add(key, count)
     sketch = BaseDDSketch(_MAPPING, store, DenseStore(), 0.0)
-    return [float(sketch.get_quantile_value(q)) for q in qs]
+    values = [sketch.get_quantile_value(q) for q in qs]
+    return [-1.0 if v is None else float(v) for v in values]

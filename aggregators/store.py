@@ -71,7 +71,7 @@ class RollupStore:
             return 0
         pipe = self.redis.pipeline(transaction=False)
         for day, ops in plan.days.items():
-            args = [keys.day_prefix(day), orjson.dumps(ops)]
+            args: list[str | bytes] = [keys.day_prefix(day), orjson.dumps(ops)]
             await self._rollup(keys=[keys.day_templates(day)], args=args, client=pipe)
         if plan.meta:
             meta_keys = [keys.users(), keys.app_catalogue()]
@@ -108,7 +108,9 @@ class RollupStore:
         acc = WindowAcc(first_hh, stop_hh)
         single = templates is not None and len(set(templates)) == 1
         plans = [
-            _DayPlan(day, lo, hi, lo == 0 and hi == HALF_HOURS_PER_DAY and (templates is None or single))
+            _DayPlan(
+                day, lo, hi, lo == 0 and hi == HALF_HOURS_PER_DAY and (templates is None or single)
+            )
             for day, lo, hi in day_span(first_hh, stop_hh)
         ]
         if not plans:
@@ -145,7 +147,7 @@ class RollupStore:
                 pipe.smembers(keys.day_cells(plan.day))
         wanted = None if templates is None else set(templates)
         out: list[list[str]] = []
-        for plan, members in zip(plans, await pipe.execute(), strict=True):
+        for members in await pipe.execute():
             names = sorted(_s(m) for m in members)
             if wanted is not None:
                 names = [n for n in names if n.partition(SEP)[0] in wanted]
@@ -156,11 +158,9 @@ class RollupStore:
         self, pipe: Any, day: int, tpls: list[str], templates: tuple[str, ...] | None, parts: Parts
     ) -> Any:
         scope = keys.ALL if templates is None else templates[0]
-        for part in ("x", "m", "l"):
-            if part in parts:
-                pipe.hgetall(keys.day_agg(day, scope, part))
-            else:
-                pipe.echo(b"")
+        scope_parts = [p for p in ("x", "m", "l") if p in parts]
+        for part in scope_parts:
+            pipe.hgetall(keys.day_agg(day, scope, part))
         for t in tpls:
             pipe.hgetall(keys.day_agg(day, t, "a"))
             if "x" in parts:
@@ -169,8 +169,16 @@ class RollupStore:
                 pipe.hkeys(keys.day_agg(day, t, "l"))
 
         def read(results: Any) -> DayAggregates:
-            scope_x, scope_m, scope_l = (next(results) for _ in range(3))
-            agg = DayAggregates(day, *(_hash(r) if isinstance(r, dict) else {} for r in (scope_x, scope_m, scope_l)), {}, {}, {})
+            scope_hashes = {part: _hash(next(results)) for part in scope_parts}
+            agg = DayAggregates(
+                day,
+                scope_hashes.get("x", {}),
+                scope_hashes.get("m", {}),
+                scope_hashes.get("l", {}),
+                {},
+                {},
+                {},
+            )
             for t in tpls:
                 agg.per_template_a[t] = _hash(next(results))
                 if "x" in parts:

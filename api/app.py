@@ -15,7 +15,6 @@ from api.context import CLOCK, SETTINGS, STORE, TOKENS
 from streams.settings import Settings
 
 
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -40,7 +39,9 @@ def create_app(
     app = web.Application(middlewares=[views.metrics_middleware])
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[TOKENS] = tokens or TokenRegistry.from_settings(settings.api_tokens, settings.api_token_file)
+    app[TOKENS] = tokens or TokenRegistry.from_settings(
+        settings.api_tokens, settings.api_token_file
+    )
     if store is not None:
         app[STORE] = store
     else:

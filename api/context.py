@@ -14,4 +14,4 @@ from streams.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", RollupStore)
 TOKENS = web.AppKey("tokens", TokenRegistry)
-CLOCK = web.AppKey("clock", Callable[[], datetime])
+CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")

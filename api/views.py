@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from aggregators import keys, queries
 from aggregators.queries import Window
-from api import params
+from api import openapi, params
 from api.auth import Scope, presented_token
 from api.context import CLOCK, SETTINGS, STORE, TOKENS
 from api.gotime import GoTime, format_rfc3339
@@ -175,7 +175,9 @@ async def metrics_view(request: web.Request) -> web.Response:
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count and time every request; turn ApiError into its JSON body."""
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
+    route = (
+        request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
+    )
     started = time.perf_counter()
     try:
         response = await handler(request)
@@ -194,3 +196,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/api/v2/openapi.json", openapi.openapi_view)

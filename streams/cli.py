@@ -41,9 +41,15 @@ def main(log_level: str) -> None:
 @click.option("--demo", is_flag=True, help="feed a realistic stream of demo events")
 @click.option("--demo-users", type=int, default=40, show_default=True)
 @click.option("--demo-days", type=int, default=14, show_default=True)
-def up(kafka_port: int, redis_port: int, api_port: int | None, demo: bool, demo_users: int,
-       demo_days: int) -> None:
-    """Broker + Redis (embedded unless INSIGHTS_KAFKA_BOOTSTRAP/INSIGHTS_REDIS_URL) + worker + API."""
+def up(
+    kafka_port: int,
+    redis_port: int,
+    api_port: int | None,
+    demo: bool,
+    demo_users: int,
+    demo_days: int,
+) -> None:
+    """Broker + Redis + worker + API (embedded servers unless INSIGHTS_* point elsewhere)."""
     from streams import runtime
 
     settings = Settings()
@@ -55,8 +61,14 @@ def up(kafka_port: int, redis_port: int, api_port: int | None, demo: bool, demo_
     stack = runtime.start_embedded(settings, kafka_port, redis_port)
     try:
         asyncio.run(
-            runtime.run_stack(settings, stack, worker=True, api=True,
-                              demo_users=demo_users if demo else 0, demo_days=demo_days)
+            runtime.run_stack(
+                settings,
+                stack,
+                worker=True,
+                api=True,
+                demo_users=demo_users if demo else 0,
+                demo_days=demo_days,
+            )
         )
     finally:
         stack.stop_processes()
@@ -69,8 +81,9 @@ def worker() -> None:
 
     settings = _external_settings()
     stack = runtime.Stack(settings)
-    asyncio.run(runtime.run_stack(settings, stack, worker=True, api=False, demo_users=0,
-                                  demo_days=0))
+    asyncio.run(
+        runtime.run_stack(settings, stack, worker=True, api=False, demo_users=0, demo_days=0)
+    )
 
 
 @main.command()

@@ -9,6 +9,7 @@ past days (with a progress bar); ``run_live`` keeps emitting as time passes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -71,7 +72,9 @@ def make_users(count: int, seed: int = 7) -> list[DemoUser]:
     return users
 
 
-def events_for_half_hour(users: list[DemoUser], hh_start_us: int, rnd: random.Random) -> Iterator[tuple[str, Event]]:
+def events_for_half_hour(
+    users: list[DemoUser], hh_start_us: int, rnd: random.Random
+) -> Iterator[tuple[str, Event]]:
     """(topic kind, event) pairs of one half-hour of the deployment.
 
     Seed ``rnd`` with the half-hour: the live loop re-sends the current
@@ -91,23 +94,39 @@ def events_for_half_hour(users: list[DemoUser], hh_start_us: int, rnd: random.Ra
 def _sessions(u: DemoUser, hh_start_us: int, rnd: random.Random) -> Iterator[tuple[str, Event]]:
     for step in range(60):
         at = hh_start_us + step * 30 * US + rnd.randrange(1000)
-        yield "sessions", {
-            "id": _uid("s", u.user_id, at), "time": _rfc(at), "user_id": u.user_id,
-            "username": u.username, "avatar_url": "", "template_id": u.template_id,
-            "workspace_id": u.workspace_id, "agent_id": u.agent_id, "connection_count": 1,
-            "sessions": {k: int(k == u.kind) for k in KINDS},
-        }
+        yield (
+            "sessions",
+            {
+                "id": _uid("s", u.user_id, at),
+                "time": _rfc(at),
+                "user_id": u.user_id,
+                "username": u.username,
+                "avatar_url": "",
+                "template_id": u.template_id,
+                "workspace_id": u.workspace_id,
+                "agent_id": u.agent_id,
+                "connection_count": 1,
+                "sessions": {k: int(k == u.kind) for k in KINDS},
+            },
+        )
 
 
 def _latency(u: DemoUser, hh_start_us: int, rnd: random.Random) -> Iterator[tuple[str, Event]]:
     for step in range(0, 60, 2):
         at = hh_start_us + step * 30 * US
         ms = rnd.lognormvariate(3.3, 0.4) * (8 if rnd.random() < 0.05 else 1)
-        yield "latency", {
-            "id": _uid("l", u.user_id, at), "time": _rfc(at), "user_id": u.user_id,
-            "template_id": u.template_id, "workspace_id": u.workspace_id,
-            "agent_id": u.agent_id, "latency_ms": round(ms, 2),
-        }
+        yield (
+            "latency",
+            {
+                "id": _uid("l", u.user_id, at),
+                "time": _rfc(at),
+                "user_id": u.user_id,
+                "template_id": u.template_id,
+                "workspace_id": u.workspace_id,
+                "agent_id": u.agent_id,
+                "latency_ms": round(ms, 2),
+            },
+        )
 
 
 def _app(u: DemoUser, hh_start_us: int, rnd: random.Random) -> Event:
@@ -115,32 +134,56 @@ def _app(u: DemoUser, hh_start_us: int, rnd: random.Random) -> Event:
     start = hh_start_us + rnd.randrange(20) * 60 * US
     end = start + rnd.randrange(1, 10) * 60 * US
     return {
-        "id": _uid("a", u.user_id, start), "time": _rfc(end), "session_id": _uid("as", u.user_id, start),
-        "user_id": u.user_id, "username": u.username, "avatar_url": "",
-        "template_id": u.template_id, "workspace_id": u.workspace_id, "agent_id": u.agent_id,
-        "access_method": "path", "slug_or_port": slug,
+        "id": _uid("a", u.user_id, start),
+        "time": _rfc(end),
+        "session_id": _uid("as", u.user_id, start),
+        "user_id": u.user_id,
+        "username": u.username,
+        "avatar_url": "",
+        "template_id": u.template_id,
+        "workspace_id": u.workspace_id,
+        "agent_id": u.agent_id,
+        "access_method": "path",
+        "slug_or_port": slug,
         "app": {"display_name": slug, "icon": f"/icon/{slug}.svg"},
-        "started_at": _rfc(start), "ended_at": _rfc(end), "requests": rnd.randrange(1, 50),
+        "started_at": _rfc(start),
+        "ended_at": _rfc(end),
+        "requests": rnd.randrange(1, 50),
     }
 
 
 def build_events(users: list[DemoUser], at_us: int) -> Iterator[tuple[str, Event]]:
     for u in users:
-        yield "builds", {
-            "id": _uid("b", u.workspace_id), "time": _rfc(at_us), "template_id": u.template_id,
-            "workspace_id": u.workspace_id, "user_id": u.user_id, "build_number": 1,
-            "parameters": [
-                {"name": "region", "type": "string", "display_name": "Region",
-                 "description": "Where the **workspace** runs",
-                 "options": [{"name": "Europe", "description": "", "value": "eu", "icon": ""},
-                             {"name": "US", "description": "", "value": "us", "icon": ""}],
-                 "value": "eu" if int(u.user_id[-1], 16) % 3 else "us"},
-            ],
-        }
+        yield (
+            "builds",
+            {
+                "id": _uid("b", u.workspace_id),
+                "time": _rfc(at_us),
+                "template_id": u.template_id,
+                "workspace_id": u.workspace_id,
+                "user_id": u.user_id,
+                "build_number": 1,
+                "parameters": [
+                    {
+                        "name": "region",
+                        "type": "string",
+                        "display_name": "Region",
+                        "description": "Where the **workspace** runs",
+                        "options": [
+                            {"name": "Europe", "description": "", "value": "eu", "icon": ""},
+                            {"name": "US", "description": "", "value": "us", "icon": ""},
+                        ],
+                        "value": "eu" if int(u.user_id[-1], 16) % 3 else "us",
+                    },
+                ],
+            },
+        )
 
 
 class DemoProducer:
-    def __init__(self, settings: Settings, users: int = 40, clock_us: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, users: int = 40, clock_us: Callable[[], int] | None = None
+    ) -> None:
         self.settings = settings
         self.users = make_users(users)
         self.clock_us = clock_us or (lambda: int(datetime.now(UTC).timestamp() * US))
@@ -164,7 +207,9 @@ class DemoProducer:
 
     async def run(self, backfill_days: int, stop: asyncio.Event) -> None:
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap, enable_idempotence=False, acks=1,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            enable_idempotence=False,
+            acks=1,
             linger_ms=5,
         )
         await producer.start()
@@ -177,7 +222,9 @@ class DemoProducer:
             with Progress(transient=True) as progress:
                 task = progress.add_task("demo backfill", total=backfill_days * 48)
                 for hh in range(first, current, half):
-                    await self._send(producer, events_for_half_hour(self.users, hh, random.Random(hh)))
+                    await self._send(
+                        producer, events_for_half_hour(self.users, hh, random.Random(hh))
+                    )
                     progress.advance(task)
             while not stop.is_set():
                 now = self.clock_us()
@@ -188,9 +235,7 @@ class DemoProducer:
                     if str(e["time"]) <= _rfc(now)
                 )
                 await self._send(producer, pairs)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=30)
-                except TimeoutError:
-                    pass
         finally:
             await producer.stop()

@@ -14,7 +14,5 @@ BATCH_SECONDS = Histogram(
 )
 STORE_RETRIES = Counter("insights_store_retries_total", "Failed store writes retried", ["topic"])
 ASSIGNED = Gauge("insights_assigned_partitions", "Partitions assigned to this worker")
-HTTP_REQUESTS = Counter(
-    "insights_http_requests_total", "API requests", ["route", "status"]
-)
+HTTP_REQUESTS = Counter("insights_http_requests_total", "API requests", ["route", "status"])
 HTTP_SECONDS = Histogram("insights_http_request_seconds", "API request latency", ["route"])

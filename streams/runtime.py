@@ -45,8 +45,9 @@ def start_embedded(settings: Settings, kafka_port: int | None, redis_port: int |
             stack.processes.append(broker)
             settings.kafka_bootstrap = broker.address
             stack.embedded_broker = True
-            log.info("embedded Kafka broker (Tansu) listening", bootstrap=broker.address,
-                     pid=broker.pid)
+            log.info(
+                "embedded Kafka broker (Tansu) listening", bootstrap=broker.address, pid=broker.pid
+            )
         if not settings.redis_url:
             redis = embedded.start_redis(redis_port)
             stack.processes.append(redis)

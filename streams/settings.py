@@ -27,7 +27,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65535)
-    api_tokens: str = Field("", description="TOKEN (deployment) or TOKEN=uuid|uuid, comma separated")
+    api_tokens: str = Field(
+        "", description="TOKEN (deployment) or TOKEN=uuid|uuid, comma separated"
+    )
     api_token_file: str = Field("", description="file with one token spec per line")
     store_timeout_s: float = Field(2.0, gt=0, description="deadline of one store read")
     readiness_max_age_s: float = Field(30.0, gt=0)

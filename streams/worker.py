@@ -9,6 +9,7 @@ redelivered batches change no number.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -125,8 +126,12 @@ class InsightsWorker:
                 return
             except Exception as exc:  # any store failure: keep the batch, retry
                 metrics.STORE_RETRIES.labels(topic).inc()
-                log.warning("store write failed; retrying", topic=topic, error=str(exc),
-                            retry_in_s=round(delay, 3))
+                log.warning(
+                    "store write failed; retrying",
+                    topic=topic,
+                    error=str(exc),
+                    retry_in_s=round(delay, 3),
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.redis_retry_max_s)
 
@@ -144,7 +149,6 @@ class InsightsWorker:
 
     async def stop(self) -> None:
         await self.app.stop()
-        try:
+        # Stopping anyway: when Redis is gone too, the stale beat simply ages out.
+        with contextlib.suppress(Exception):
             await self.redis.hdel(keys.worker_heartbeat(), self.worker_id)
-        except Exception:  # stopping anyway; a stale beat ages out
-            pass

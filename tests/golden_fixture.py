@@ -80,7 +80,12 @@ APPS = [  # (workspace, key, start, end, access method)
     ("u3w1", "otherapp1", "2023-08-17T00:00:00", "2023-08-17T00:05:00", "path"),
     ("u3w1", "", "2023-08-18T00:00:00", "2023-08-18T00:05:00", "terminal"),
 ]
-ICONS = {"app1": "/icon1.png", "app2": "/icon2.png", "app3": "/icon2.png", "otherapp1": "/icon1.png"}
+ICONS = {
+    "app1": "/icon1.png",
+    "app2": "/icon2.png",
+    "app3": "/icon2.png",
+    "otherapp1": "/icon1.png",
+}
 
 
 def session_events() -> list[Event]:
@@ -147,15 +152,27 @@ def build_events(loaded_at: str = "2026-01-01T00:00:00Z") -> list[Event]:
     other = ("otherparam1", "This is another parameter")
     opts = ("option1", "option2")
     values: dict[str, list[Event]] = {
-        "u1w1": [_param(*first, "abc"), _param(*second, "123"), _param(*third, "bbb"),
-                 _param(*fourth, "option1", opts)],
+        "u1w1": [
+            _param(*first, "abc"),
+            _param(*second, "123"),
+            _param(*third, "bbb"),
+            _param(*fourth, "option1", opts),
+        ],
         "u1w2": [_param(*first, "ABC"), _param(*second, "123"), _param(*third, "BBB")],
         "u1w3": [_param(*other, "")],
-        "u2w1": [_param(*first, "abc"), _param(*second, "123"), _param(*third, "BBB"),
-                 _param(*fourth, "option1", opts)],
+        "u2w1": [
+            _param(*first, "abc"),
+            _param(*second, "123"),
+            _param(*third, "BBB"),
+            _param(*fourth, "option1", opts),
+        ],
         "u3w1": [_param(*other, "xyz")],
-        "u3w2": [_param(*first, ""), _param(*second, ""), _param(*third, ""),
-                 _param(*fourth, "option2", opts)],
+        "u3w2": [
+            _param(*first, ""),
+            _param(*second, ""),
+            _param(*third, ""),
+            _param(*fourth, "option2", opts),
+        ],
     }
     out: list[Event] = []
     for ws, params in values.items():

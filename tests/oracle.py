@@ -79,7 +79,10 @@ class Oracle:
             cur = self.catalogue.get((e.template_id, key))
             if cur is None or (e.time_us, e.id) > (cur[0], cur[1]):
                 self.catalogue[e.template_id, key] = (
-                    e.time_us, e.id, e.app_display_name, e.app_icon or ""
+                    e.time_us,
+                    e.id,
+                    e.app_display_name,
+                    e.app_icon or "",
                 )
         first = e.started_us // 60_000_000
         last = (e.ended_us - 1) // 60_000_000
@@ -88,9 +91,9 @@ class Oracle:
 
     def window(self, start_ns: int, end_ns: int, templates: set[str] | None):  # type: ignore[no-untyped-def]
         for (hh, t, u), cell in self.cells.items():
-            if hh * NS_HH >= start_ns and (hh + 1) * NS_HH <= end_ns:
-                if templates is None or t in templates:
-                    yield hh, t, u, cell
+            inside = hh * NS_HH >= start_ns and (hh + 1) * NS_HH <= end_ns
+            if inside and (templates is None or t in templates):
+                yield hh, t, u, cell
 
     def summary(self, start_ns: int, end_ns: int, templates: set[str] | None) -> dict[str, object]:
         users: set[str] = set()

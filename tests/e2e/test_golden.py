@@ -72,8 +72,10 @@ def test_user_latency_lists_active_users_without_samples(loaded: Stack) -> None:
 
 
 def test_replaying_everything_changes_nothing(loaded: Stack) -> None:
-    before = {name: loaded.get(f"/api/v2/insights/templates?{q}&interval={i}")[2]
-              for name, (q, i) in REQUESTS.items()}
+    before = {
+        name: loaded.get(f"/api/v2/insights/templates?{q}&interval={i}")[2]
+        for name, (q, i) in REQUESTS.items()
+    }
     events = all_events()
     for kind, batch in events.items():
         loaded.produce_events(kind, batch, batch=7)  # another split, same ids
@@ -85,6 +87,8 @@ def test_replaying_everything_changes_nothing(loaded: Stack) -> None:
         "&end_time=2023-08-26T00:00:00Z",
         lambda b: len(b["report"]["users"]) == 1,
     )
-    after = {name: loaded.get(f"/api/v2/insights/templates?{q}&interval={i}")[2]
-             for name, (q, i) in REQUESTS.items()}
+    after = {
+        name: loaded.get(f"/api/v2/insights/templates?{q}&interval={i}")[2]
+        for name, (q, i) in REQUESTS.items()
+    }
     assert after == before

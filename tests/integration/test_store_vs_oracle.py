@@ -31,20 +31,49 @@ US_MIN = 60 * 10**6
 
 
 def _session(i: int, minute: int, sec: int, t: int, u: int, kinds: int, conn: int) -> Event:
-    return SessionEvent(f"s{i}", DAY0_US + minute * US_MIN + sec * 10**6, USERS[u], f"name{u}",
-                        "", TEMPLATES[t], "w", "a", conn, kinds)
+    return SessionEvent(
+        f"s{i}",
+        DAY0_US + minute * US_MIN + sec * 10**6,
+        USERS[u],
+        f"name{u}",
+        "",
+        TEMPLATES[t],
+        "w",
+        "a",
+        conn,
+        kinds,
+    )
 
 
-def _app(i: int, minute: int, sec: int, length_s: int, t: int, u: int, slug: int, method: int,
-         cat: int) -> Event:
+def _app(
+    i: int, minute: int, sec: int, length_s: int, t: int, u: int, slug: int, method: int, cat: int
+) -> Event:
     start = DAY0_US + minute * US_MIN + sec * 10**6
     access = ("path", "subdomain", "terminal")[method]
     key = f"app{slug}"
-    display = None if cat == 0 or access == "terminal" else f"App {slug}{'x' if cat == 2 and t == 1 else ''}"
-    return AppUsageEvent(f"a{i}", start + length_s * 10**6, f"sess{i}", USERS[u], f"name{u}", "",
-                         TEMPLATES[t], "w", "a", access, key, display,
-                         None if display is None else f"/i{slug}.png", start,
-                         start + length_s * 10**6, 1)
+    display = (
+        None
+        if cat == 0 or access == "terminal"
+        else f"App {slug}{'x' if cat == 2 and t == 1 else ''}"
+    )
+    return AppUsageEvent(
+        f"a{i}",
+        start + length_s * 10**6,
+        f"sess{i}",
+        USERS[u],
+        f"name{u}",
+        "",
+        TEMPLATES[t],
+        "w",
+        "a",
+        access,
+        key,
+        display,
+        None if display is None else f"/i{slug}.png",
+        start,
+        start + length_s * 10**6,
+        1,
+    )
 
 
 def _latency(i: int, minute: int, t: int, u: int, ms: float) -> Event:
@@ -55,10 +84,26 @@ minute_st = st.integers(0, SPAN_MIN - 1)
 t_st = st.integers(0, 2)
 u_st = st.integers(0, 3)
 event_st = st.one_of(
-    st.tuples(st.just("s"), minute_st, st.integers(0, 59), t_st, u_st, st.integers(0, 31),
-              st.sampled_from([0, 1, 1, 1])),
-    st.tuples(st.just("a"), minute_st, st.integers(0, 59), st.integers(0, 7200), t_st, u_st,
-              st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
+    st.tuples(
+        st.just("s"),
+        minute_st,
+        st.integers(0, 59),
+        t_st,
+        u_st,
+        st.integers(0, 31),
+        st.sampled_from([0, 1, 1, 1]),
+    ),
+    st.tuples(
+        st.just("a"),
+        minute_st,
+        st.integers(0, 59),
+        st.integers(0, 7200),
+        t_st,
+        u_st,
+        st.integers(0, 2),
+        st.integers(0, 2),
+        st.integers(0, 2),
+    ),
     st.tuples(st.just("l"), minute_st, t_st, u_st, st.floats(0.5, 5000)),
 )
 
@@ -85,19 +130,26 @@ WINDOWS = [  # (start offset from day 0 in minutes, length in minutes, fractiona
 FILTERS = [(), (TEMPLATES[0],), (TEMPLATES[0], TEMPLATES[1])]
 
 
-def _check(report: dict[str, Any], activity: dict[str, Any], latency: dict[str, Any],
-           expected: dict[str, Any]) -> None:
+def _check(
+    report: dict[str, Any],
+    activity: dict[str, Any],
+    latency: dict[str, Any],
+    expected: dict[str, Any],
+) -> None:
     rep = report["report"]
     assert rep["template_ids"] == expected["templates"]
     assert rep["active_users"] == len(expected["users"])
     builtins = [(a["slug"], a["seconds"], a["template_ids"]) for a in rep["apps_usage"][:5]]
     assert builtins == expected["builtins"]
-    apps = [(a["slug"], a["display_name"], a["icon"], a["seconds"], a["template_ids"],
-             a["times_used"]) for a in rep["apps_usage"][5:]]
+    apps = [
+        (a["slug"], a["display_name"], a["icon"], a["seconds"], a["template_ids"], a["times_used"])
+        for a in rep["apps_usage"][5:]
+    ]
     assert apps == expected["apps"]
     users = {u["user_id"]: (u["seconds"], u["template_ids"]) for u in activity["report"]["users"]}
-    assert users == {u: (expected["seconds"][u], expected["user_templates"][u])
-                     for u in expected["users"]}
+    assert users == {
+        u: (expected["seconds"][u], expected["user_templates"][u]) for u in expected["users"]
+    }
     for entry in latency["report"]["users"]:
         samples = expected["samples"].get(entry["user_id"], [])
         for name, q in (("p50", 0.5), ("p95", 0.95)):
@@ -133,8 +185,11 @@ async def _run(redis_url: str, events: list[Event], split: int) -> None:
         await redis.aclose()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(raw=st.lists(event_st, min_size=1, max_size=60), split=st.integers(1, 25))
 def test_store_matches_oracle(redis_url: str, raw: list[tuple[Any, ...]], split: int) -> None:
     asyncio.run(_run(redis_url, _events(raw), split))

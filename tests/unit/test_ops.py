@@ -9,8 +9,9 @@ MIN = 60_000_000
 
 
 def _s(id_: str, minute: int, sec: int, kinds: int, conn: int = 1) -> SessionEvent:
-    return SessionEvent(id_, minute * MIN + sec * 1_000_000, U, "user1", "", T, "w", "a", conn,
-                        kinds)
+    return SessionEvent(
+        id_, minute * MIN + sec * 1_000_000, U, "user1", "", T, "w", "a", conn, kinds
+    )
 
 
 def test_reports_of_one_cell_collapse_to_one_op() -> None:
@@ -26,8 +27,24 @@ def test_report_without_sessions_contributes_nothing_but_the_profile() -> None:
 
 def test_app_session_spans_cells_and_days() -> None:
     start = 1439 * MIN  # 23:59 of day 0
-    e = AppUsageEvent("a", start + 2 * MIN, "s", U, "user1", "", T, "w", "g", "path", "app1",
-                      "App 1", "/i.png", start, start + 2 * MIN, 1)
+    e = AppUsageEvent(
+        "a",
+        start + 2 * MIN,
+        "s",
+        U,
+        "user1",
+        "",
+        T,
+        "w",
+        "g",
+        "path",
+        "app1",
+        "App 1",
+        "/i.png",
+        start,
+        start + 2 * MIN,
+        1,
+    )
     plan = plan_batch([e])
     assert plan.days[0] == [["p", T, U, 47, "app1", 1 << 29]]
     assert plan.days[1] == [["p", T, U, 0, "app1", 1]]
@@ -35,10 +52,12 @@ def test_app_session_spans_cells_and_days() -> None:
 
 
 def test_terminal_and_ports_are_not_catalogued() -> None:
-    term = AppUsageEvent("t", MIN, "s", U, "u", "", T, "w", "g", "terminal", "ignored", None,
-                         None, 0, MIN, 1)
-    port = AppUsageEvent("p", MIN, "s2", U, "u", "", T, "w", "g", "path", "8080", None, None, 0,
-                         MIN, 1)
+    term = AppUsageEvent(
+        "t", MIN, "s", U, "u", "", T, "w", "g", "terminal", "ignored", None, None, 0, MIN, 1
+    )
+    port = AppUsageEvent(
+        "p", MIN, "s2", U, "u", "", T, "w", "g", "path", "8080", None, None, 0, MIN, 1
+    )
     plan = plan_batch([term, port])
     assert [op[4] for op in plan.days[0]] == ["[terminal]", "8080"]
     assert all(op[0] == "u" for op in plan.meta)

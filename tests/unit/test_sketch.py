@@ -43,7 +43,9 @@ def _shape(name: str, rnd: random.Random, n: int) -> list[float]:
     raise AssertionError(name)
 
 
-@pytest.mark.parametrize("shape", ["uniform", "lognormal", "bimodal", "constant", "one", "extremes"])
+@pytest.mark.parametrize(
+    "shape", ["uniform", "lognormal", "bimodal", "constant", "one", "extremes"]
+)
 @pytest.mark.parametrize("n", [1, 2, 10, 1000, 20_000])
 def test_quantiles_within_one_percent(shape: str, n: int) -> None:
     samples = [abs(x) or 0.5 for x in _shape(shape, random.Random(n), n)]
