@@ -1,0 +1,287 @@
+"""The HTTP API in-process against the real Redis server: auth, scopes, errors, DAUs, latency.
+
+The clock is injected, so "today" and the 61-day DAU window are deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+
+from aggregators.model import Event, LatencyEvent, SessionEvent
+from aggregators.ops import plan_batch
+from aggregators.store import RollupStore
+from api.app import create_app
+from streams import embedded
+from streams.decoding import decode_message
+from streams.settings import Settings
+from tests.golden_fixture import T1, T2, T3, build_events
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "deploy-token"
+T1_TOKEN = "t1-token"
+NOW = datetime(2024, 3, 10, 2, 30, tzinfo=UTC)
+U = [f"00000000-0000-0000-0000-0000000001{i:02d}" for i in range(10)]
+WEEK = "start_time=2024-03-01T00:00:00Z&end_time=2024-03-08T00:00:00Z"
+Client = TestClient  # type: ignore[type-arg]
+
+
+def _settings(redis_url: str) -> Settings:
+    return Settings(redis_url=redis_url, api_tokens=f"{TOKEN},{T1_TOKEN}={T1}")
+
+
+async def _client(app: Any) -> Client:
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def api(redis_client: Redis, redis_url: str) -> AsyncIterator[tuple[Client, RollupStore]]:
+    store = RollupStore(redis_client)
+    client = await _client(create_app(_settings(redis_url), store=store, clock=lambda: NOW))
+    yield client, store
+    await client.close()
+
+
+async def _get(client: Client, path: str, **headers: str) -> tuple[int, Any]:
+    resp = await client.get(path, headers=headers)
+    assert resp.headers["Content-Type"] == "application/json; charset=utf-8"
+    return resp.status, await resp.json()
+
+
+UNAUTHORIZED = {"message": "You must be logged in to access this resource."}
+NOT_FOUND = {"message": "Resource not found or you do not have access to this resource"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Coder-Session-Token": ""}, 401),
+        ({"Coder-Session-Token": "nope"}, 401),
+        ({"Coder-Session-Token": TOKEN}, 200),
+        ({"Authorization": f"Bearer {TOKEN}"}, 200),
+        ({"Authorization": f"bearer {TOKEN}"}, 200),
+        ({"Authorization": f"Basic {TOKEN}"}, 401),
+        ({"Authorization": "Bearer "}, 401),
+        # both present: the session token decides
+        ({"Coder-Session-Token": TOKEN, "Authorization": "Bearer nope"}, 200),
+        ({"Coder-Session-Token": "nope", "Authorization": f"Bearer {TOKEN}"}, 401),
+        ({"Coder-Session-Token": "", "Authorization": f"Bearer {TOKEN}"}, 200),
+    ],
+)
+async def test_authentication(
+    api: tuple[Client, RollupStore], headers: dict[str, str], status: int
+) -> None:
+    client, _ = api
+    got, body = await _get(client, f"/api/v2/insights/user-activity?{WEEK}", **headers)
+    assert got == status
+    if status == 401:
+        assert body == UNAUTHORIZED
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "body"),
+    [
+        ("", 404, NOT_FOUND),  # empty template_ids = all templates: deployment scope only
+        (f"&template_ids={T2}", 404, NOT_FOUND),
+        (f"&template_ids={T1},{T2}", 404, NOT_FOUND),
+        (f"&template_ids={T1}", 200, None),
+        (f"&template_ids={T1},{T1.upper()}", 200, None),
+    ],
+)
+@pytest.mark.parametrize("endpoint", ["templates", "user-activity", "user-latency"])
+async def test_template_scope(
+    api: tuple[Client, RollupStore], endpoint: str, query: str, status: int, body: Any
+) -> None:
+    client, _ = api
+    got, got_body = await _get(
+        client, f"/api/v2/insights/{endpoint}?{WEEK}{query}", **{"Coder-Session-Token": T1_TOKEN}
+    )
+    assert got == status
+    if body is not None:
+        assert got_body == body
+
+
+async def test_validation_runs_before_the_scope_check(api: tuple[Client, RollupStore]) -> None:
+    client, _ = api
+    status, body = await _get(
+        client, "/api/v2/insights/templates?start_time=x", **{"Coder-Session-Token": T1_TOKEN}
+    )
+    assert status == 400
+    assert body["message"] == "Query parameters have invalid values."
+
+
+async def test_daus_need_deployment_scope_before_parsing(api: tuple[Client, RollupStore]) -> None:
+    client, _ = api
+    status, body = await _get(
+        client, "/api/v2/insights/daus?tz_offset=bad", **{"Coder-Session-Token": T1_TOKEN}
+    )
+    assert (status, body) == (403, {"message": "Forbidden."})
+    status, body = await _get(
+        client, "/api/v2/insights/daus?tz_offset=bad", **{"Coder-Session-Token": TOKEN}
+    )
+    assert status == 400
+    assert body["validations"][0]["field"] == "tz_offset"
+    status, body = await _get(
+        client, "/api/v2/insights/daus?tz_offset=15", **{"Coder-Session-Token": TOKEN}
+    )
+    assert body == {
+        "message": "Query parameter has invalid value.",
+        "validations": [{"field": "tz_offset", "detail": "must be between -12 and 14"}],
+    }
+
+
+async def test_store_down_is_503_quickly_and_validation_still_works() -> None:
+    dead = f"redis://127.0.0.1:{embedded.free_port()}/0"
+    settings = _settings(dead)
+    redis = Redis.from_url(dead, socket_connect_timeout=1, socket_timeout=1)
+    client = await _client(create_app(settings, store=RollupStore(redis), clock=lambda: NOW))
+    try:
+        auth = {"Coder-Session-Token": TOKEN}
+        for path in (f"templates?{WEEK}", f"user-activity?{WEEK}", f"user-latency?{WEEK}", "daus"):
+            started = time.monotonic()
+            status, body = await _get(client, f"/api/v2/insights/{path}", **auth)
+            assert time.monotonic() - started < settings.store_timeout_s + 1
+            assert status == 503
+            assert body["message"] == "Insights store unavailable."
+            assert body["detail"]
+        assert (await _get(client, "/api/v2/insights/templates?x=1", **auth))[0] == 400
+        assert (await _get(client, "/api/v2/insights/templates"))[0] == 401
+        assert (await client.get("/readyz")).status == 503
+        assert (await client.get("/healthz")).status == 200
+    finally:
+        await client.close()
+        await redis.aclose()
+
+
+def _active(user: str, at: datetime, template: str = T1) -> Event:
+    us = int(at.timestamp() * 1_000_000)
+    return SessionEvent(f"s-{user}-{us}", us, user, "u", "", template, "w", "a", 1, 0b1000)
+
+
+@pytest.mark.parametrize("offset_h", [-3, 0, 9])
+async def test_daus_count_true_local_days(api: tuple[Client, RollupStore], offset_h: int) -> None:
+    client, store = api
+    local_now = NOW + timedelta(hours=offset_h)  # wall clock at the offset, labelled UTC
+    today = datetime(local_now.year, local_now.month, local_now.day, tzinfo=UTC)
+    midnight_utc = today - timedelta(hours=offset_h)  # yesterday 24:00 local, in UTC
+    events = [
+        _active(U[0], midnight_utc - timedelta(minutes=5)),  # last minutes of yesterday
+        _active(U[1], midnight_utc + timedelta(minutes=5)),  # first minutes of today
+        _active(U[2], midnight_utc - timedelta(days=60, minutes=-5)),  # first day of the window
+        _active(U[3], midnight_utc - timedelta(days=60, minutes=5)),  # just before the window
+    ]
+    await store.apply(plan_batch(events))
+    status, body = await _get(
+        client, f"/api/v2/insights/daus?tz_offset={offset_h}", **{"Coder-Session-Token": TOKEN}
+    )
+    assert status == 200
+    entries = body["entries"]
+    assert body["tz_hour_offset"] == offset_h
+    assert len(entries) == 61
+    assert entries[-1] == {"date": local_now.strftime("%Y-%m-%d"), "amount": 1}
+    assert entries[-2]["amount"] == 1
+    assert entries[0] == {"date": (today - timedelta(days=60)).strftime("%Y-%m-%d"), "amount": 1}
+    assert sum(e["amount"] for e in entries) == 3
+
+
+DISTRIBUTIONS: dict[str, Callable[[random.Random], float]] = {
+    "uniform": lambda r: r.uniform(5, 300),
+    "lognormal": lambda r: r.lognormvariate(3.5, 0.8),
+    "bimodal": lambda r: r.gauss(25, 3) if r.random() < 0.9 else r.gauss(700, 40),
+    "constant": lambda r: 42.0,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(DISTRIBUTIONS))
+async def test_latency_quantiles_within_one_percent(
+    api: tuple[Client, RollupStore], shape: str
+) -> None:
+    client, store = api
+    rnd = random.Random(shape)
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    samples: list[float] = []
+    events: list[Event] = []
+    for i in range(3000):
+        at = start + timedelta(minutes=rnd.randrange(7 * 1440))
+        value = max(0.1, DISTRIBUTIONS[shape](rnd))
+        samples.append(value)
+        template = (T1, T2)[i % 2]
+        us = int(at.timestamp() * 1_000_000)
+        events.append(LatencyEvent(f"l{i}", us, U[0], template, "w", "a", value))
+    events.append(_active(U[1], start + timedelta(hours=1)))  # activity, no samples
+    for i in range(0, len(events), 500):
+        await store.apply(plan_batch(events[i : i + 500]))
+    status, body = await _get(
+        client,
+        f"/api/v2/insights/user-latency?{WEEK}&percentiles=90,99.9",
+        **{"Coder-Session-Token": TOKEN},
+    )
+    assert status == 200
+    users = {u["user_id"]: u for u in body["report"]["users"]}
+    assert users[U[1]]["latency_ms"] == {"p50": -1, "p90": -1, "p95": -1, "p99.9": -1}
+    assert users[U[0]]["template_ids"] == [T1, T2]
+    ordered = sorted(samples)
+    got = users[U[0]]["latency_ms"]
+    assert list(got) == ["p50", "p90", "p95", "p99.9"]
+    for key, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99.9", 0.999)):
+        ref = ordered[math.floor(q * (len(ordered) - 1))]
+        assert abs(got[key] - ref) <= 0.01 * ref, (key, got[key], ref)
+
+
+async def test_parameters_usage_groups_identical_definitions(
+    api: tuple[Client, RollupStore],
+) -> None:
+    client, store = api
+    events, rejected = decode_message(
+        orjson.dumps(build_events("2024-03-02T10:00:00Z")), "builds", int(NOW.timestamp() * 1e6)
+    )
+    assert not rejected
+    await store.apply(plan_batch(events))
+    status, body = await _get(
+        client,
+        f"/api/v2/insights/templates?{WEEK}&sections=report",
+        **{"Coder-Session-Token": TOKEN},
+    )
+    assert status == 200
+    assert "interval_reports" not in body
+    usage = body["report"]["parameters_usage"]
+    summary = [
+        (p["name"], p["template_ids"], [(v["value"], v["count"]) for v in p["values"]])
+        for p in usage
+    ]
+    assert summary == [
+        ("otherparam1", [T3], [("", 1), ("xyz", 1)]),
+        ("param1", [T1, T2], [("", 1), ("ABC", 1), ("abc", 2)]),
+        ("param2", [T1, T2], [("", 1), ("123", 3)]),
+        ("param3", [T1, T2], [("", 1), ("BBB", 2), ("bbb", 1)]),
+        ("param4", [T1], [("option1", 2), ("option2", 1)]),
+    ]
+    assert "options" not in usage[1]
+    assert usage[4]["options"][0] == {
+        "name": "option1",
+        "description": "",
+        "value": "option1",
+        "icon": "",
+    }
+    assert list(usage[4]) == [
+        "template_ids",
+        "display_name",
+        "name",
+        "type",
+        "description",
+        "options",
+        "values",
+    ]
