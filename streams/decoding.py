@@ -384,6 +384,12 @@ def _app(obj: JsonObject) -> tuple[str | None, str | None]:
         raise
 
 
+# One report expands into one rollup operation per half-hour it spans, so an
+# absurd span (started_at in 1970) would cost about a million operations.
+# Real sessions are re-reported as they go on; a month bounds any single report.
+MAX_APP_SESSION_US = 31 * 86_400 * 1_000_000
+
+
 def _app_usage(obj: JsonObject, limit_us: int) -> AppUsageEvent:
     event_id = _event_id(obj)
     time_us = _event_time(obj, limit_us)
@@ -391,6 +397,8 @@ def _app_usage(obj: JsonObject, limit_us: int) -> AppUsageEvent:
     ended_us = _not_future("ended_at", _time(obj, "ended_at"), limit_us)
     if ended_us < started_us:
         raise _Invalid(BAD_VALUE, "ended_at", "before started_at")
+    if ended_us - started_us > MAX_APP_SESSION_US:
+        raise _Invalid(BAD_VALUE, "ended_at", "more than 31 days after started_at")
     display_name, icon = _app(obj)
     return AppUsageEvent._make(
         (

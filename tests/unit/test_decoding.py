@@ -484,6 +484,13 @@ BAD_EVENTS: list[tuple[str, str, dict[str, Any], str, str]] = [
         "bad_value",
         "ended_at",
     ),
+    (
+        "session over 31 days",
+        "app_usage",
+        {"started_at": "1970-01-01T00:00:00Z"},
+        "bad_value",
+        "ended_at",
+    ),
     ("ended_at in the future", "app_usage", {"ended_at": FUTURE}, "future_time", "ended_at"),
     ("app time in the future", "app_usage", {"time": FUTURE}, "future_time", "time"),
     ("requests negative", "app_usage", {"requests": -1}, "bad_value", "requests"),
