@@ -1,0 +1,94 @@
+"""Store behaviours named by the spec, on the real Redis server."""
+
+from __future__ import annotations
+
+import pytest
+from redis.asyncio import Redis
+
+from aggregators import keys
+from aggregators.model import AppUsageEvent, LatencyEvent, SessionEvent
+from aggregators.ops import plan_batch
+from aggregators.queries import Window, user_activity_report
+from aggregators.store import RollupStore
+
+pytestmark = pytest.mark.integration
+
+T1 = "00000000-0000-0000-0000-000000000001"
+T2 = "00000000-0000-0000-0000-000000000002"
+U = "00000000-0000-0000-0000-000000000004"
+DAY = 19_584
+DAY_US = DAY * 86_400 * 10**6
+MIN_US = 60 * 10**6
+WHOLE_DAY = Window(DAY_US * 1000, (DAY_US + 86_400 * 10**6) * 1000, "s", "e", ())
+
+
+def _report(minute: int, conn: int, template: str = T1, id_: str = "") -> SessionEvent:
+    return SessionEvent(
+        id_ or f"{template}{minute}{conn}",
+        DAY_US + minute * MIN_US,
+        U,
+        "u",
+        "",
+        template,
+        "w",
+        "a",
+        conn,
+        0b1000,
+    )
+
+
+async def _seconds(store: RollupStore, window: Window = WHOLE_DAY) -> int:
+    body = await user_activity_report(store, window)
+    return sum(u["seconds"] for u in body["report"]["users"])  # type: ignore[index]
+
+
+async def test_late_connected_report_makes_earlier_minutes_count(redis_client: Redis) -> None:
+    store = RollupStore(redis_client)
+    await store.apply(plan_batch([_report(m, conn=0) for m in range(5)]))
+    assert await _seconds(store) == 0  # not connected yet: agent minutes do not count
+    await store.apply(plan_batch([_report(20, conn=1)]))
+    assert await _seconds(store) == 6 * 60  # same half-hour: all six minutes count now
+    await store.apply(plan_batch([_report(35, conn=0)]))
+    assert await _seconds(store) == 6 * 60  # next half-hour has no connected report
+
+
+async def test_minutes_across_templates_are_summed_then_capped(redis_client: Redis) -> None:
+    store = RollupStore(redis_client)
+    events = [_report(m, 1, t) for t in (T1, T2) for m in range(10)]
+    await store.apply(plan_batch(events))
+    assert await _seconds(store) == 20 * 60  # min(10 + 10, 30), not 10
+    events = [_report(m, 1, t) for t in (T1, T2) for m in range(10, 30)]
+    await store.apply(plan_batch(events))
+    assert await _seconds(store) == 30 * 60  # capped at the half-hour
+
+
+async def test_duplicate_ids_and_replays_change_nothing(redis_client: Redis) -> None:
+    store = RollupStore(redis_client)
+    latency = LatencyEvent("same-id", DAY_US, U, T1, "w", "a", 10.0)
+    app = AppUsageEvent(
+        id="a", time_us=DAY_US + 3 * MIN_US, session_id="s", user_id=U, username="u",
+        avatar_url="", template_id=T1, workspace_id="w", agent_id="g", access_method="path",
+        slug_or_port="app1", app_display_name="App", app_icon="/i.png", started_us=DAY_US,
+        ended_us=DAY_US + 3 * MIN_US, requests=1,
+    )  # fmt: skip
+    first = await store.apply(plan_batch([latency, app, _report(7, 1)]))
+    assert first > 0
+    assert await store.apply(plan_batch([latency, app, _report(7, 1)])) == 0
+    assert await store.apply(plan_batch([latency._replace(latency_ms=99.0)])) == 0
+
+
+async def test_keys_written_by_the_scripts_are_the_ones_keys_py_names(redis_client: Redis) -> None:
+    store = RollupStore(redis_client)
+    await store.apply(plan_batch([_report(1, 1), LatencyEvent("l", DAY_US, U, T1, "w", "a", 5.0)]))
+    expected = {
+        keys.day_templates(DAY),
+        keys.day_cells(DAY),
+        keys.cell(DAY, T1, U),
+        keys.cell_latency(DAY, T1, U),
+        keys.day_sums(DAY),
+        keys.users(),
+        *(keys.day_agg(DAY, scope, part) for scope in (T1, keys.ALL) for part in "amxl"),
+    }
+    actual = {k.decode() for k in await redis_client.keys("*")}
+    assert actual == expected
+    assert all(f"{{d{DAY}}}" in k for k in actual if "{meta}" not in k)
