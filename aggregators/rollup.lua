@@ -145,13 +145,36 @@ local function apply_app(op)
   return 1
 end
 
+-- Latency bins are JSON maps per (key, user).  Samples of one call are summed
+-- here first and each map is decoded and re-encoded once per call, not once
+-- per sample (that re-encoding dominated the latency path).
+local pending_bins = {}
+
 local function add_bin(key, field, bin)
-  local raw = redis.call('HGET', key, field)
-  local bins = {}
-  if raw then bins = cjson.decode(raw) end
+  local per_key = pending_bins[key]
+  if not per_key then
+    per_key = {}
+    pending_bins[key] = per_key
+  end
+  local adds = per_key[field]
+  if not adds then
+    adds = {}
+    per_key[field] = adds
+  end
   local b = tostring(bin)
-  bins[b] = (bins[b] or 0) + 1
-  redis.call('HSET', key, field, cjson.encode(bins))
+  adds[b] = (adds[b] or 0) + 1
+end
+
+local function flush_bins()
+  for key, fields in pairs(pending_bins) do
+    for field, adds in pairs(fields) do
+      local raw = redis.call('HGET', key, field)
+      local bins = {}
+      if raw then bins = cjson.decode(raw) end
+      for b, n in pairs(adds) do bins[b] = (bins[b] or 0) + n end
+      redis.call('HSET', key, field, cjson.encode(bins))
+    end
+  end
 end
 
 local function apply_latency(op)
@@ -192,4 +215,5 @@ for _, op in ipairs(ops) do
     changed = changed + apply_build(op)
   end
 end
+flush_bins()
 return changed

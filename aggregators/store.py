@@ -8,6 +8,7 @@ round trips (day indexes, then the hashes).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -26,8 +27,7 @@ from aggregators.window import (
     DayAggregates,
     DayCells,
     WindowAcc,
-    app_key_entries,
-    fold_day_aggregates,
+    fold_aggregates,
     fold_day_cells,
 )
 
@@ -106,11 +106,8 @@ class RollupStore:
     ) -> WindowAcc:
         """Fold half-hours ``[first_hh, stop_hh)`` of the selected templates (None = all)."""
         acc = WindowAcc(first_hh, stop_hh)
-        single = templates is not None and len(set(templates)) == 1
         plans = [
-            _DayPlan(
-                day, lo, hi, lo == 0 and hi == HALF_HOURS_PER_DAY and (templates is None or single)
-            )
+            _DayPlan(day, lo, hi, lo == 0 and hi == HALF_HOURS_PER_DAY)
             for day, lo, hi in day_span(first_hh, stop_hh)
         ]
         if not plans:
@@ -127,13 +124,11 @@ class RollupStore:
         results = iter(await pipe.execute())
         for plan, reader in zip(plans, readers, strict=True):
             data = reader(results)
-            if isinstance(data, DayAggregates):
-                entries = app_key_entries(data, catalogue) if "x" in parts else {}
-                if entries is not None:
-                    fold_day_aggregates(acc, data, entries)
-                    continue
-                data = await self._cells_now(plan.day, templates, parts)
-            fold_day_cells(acc, data, plan.lo, plan.hi, catalogue)
+            if isinstance(data, DayCells):
+                fold_day_cells(acc, data, plan.lo, plan.hi, catalogue)
+            elif not fold_aggregates(acc, data, catalogue):
+                cells = await self._cells_now(plan.day, templates, parts)
+                fold_day_cells(acc, cells, plan.lo, plan.hi, catalogue)
         return acc
 
     async def _day_indexes(
@@ -156,11 +151,19 @@ class RollupStore:
 
     def _queue_aggregates(
         self, pipe: Any, day: int, tpls: list[str], templates: tuple[str, ...] | None, parts: Parts
-    ) -> Any:
-        scope = keys.ALL if templates is None else templates[0]
+    ) -> Callable[[Iterator[Any]], list[DayAggregates]]:
+        """Queue a whole day's aggregates: the ``all`` scope, or each selected template's."""
+        if templates is None:
+            return self._queue_all_scope(pipe, day, tpls, parts)
+        readers = [self._queue_template_scope(pipe, day, t, parts) for t in tpls]
+        return lambda results: [read(results) for read in readers]
+
+    def _queue_all_scope(
+        self, pipe: Any, day: int, tpls: list[str], parts: Parts
+    ) -> Callable[[Iterator[Any]], list[DayAggregates]]:
         scope_parts = [p for p in ("x", "m", "l") if p in parts]
         for part in scope_parts:
-            pipe.hgetall(keys.day_agg(day, scope, part))
+            pipe.hgetall(keys.day_agg(day, keys.ALL, part))
         for t in tpls:
             pipe.hgetall(keys.day_agg(day, t, "a"))
             if "x" in parts:
@@ -168,16 +171,10 @@ class RollupStore:
             if "l" in parts:
                 pipe.hkeys(keys.day_agg(day, t, "l"))
 
-        def read(results: Any) -> DayAggregates:
-            scope_hashes = {part: _hash(next(results)) for part in scope_parts}
+        def read(results: Iterator[Any]) -> list[DayAggregates]:
+            scoped = {part: _hash(next(results)) for part in scope_parts}
             agg = DayAggregates(
-                day,
-                scope_hashes.get("x", {}),
-                scope_hashes.get("m", {}),
-                scope_hashes.get("l", {}),
-                {},
-                {},
-                {},
+                day, scoped.get("x", {}), scoped.get("m", {}), scoped.get("l", {}), {}, {}, {}
             )
             for t in tpls:
                 agg.per_template_a[t] = _hash(next(results))
@@ -185,7 +182,29 @@ class RollupStore:
                     agg.per_template_x[t] = _hash(next(results))
                 if "l" in parts:
                     agg.per_template_latency_users[t] = [_s(u) for u in next(results)]
-            return agg
+            return [agg]
+
+        return read
+
+    def _queue_template_scope(
+        self, pipe: Any, day: int, template: str, parts: Parts
+    ) -> Callable[[Iterator[Any]], DayAggregates]:
+        wanted = ["a", *(p for p in ("x", "m", "l") if p in parts)]
+        for part in wanted:
+            pipe.hgetall(keys.day_agg(day, template, part))
+
+        def read(results: Iterator[Any]) -> DayAggregates:
+            got = {part: _hash(next(results)) for part in wanted}
+            x, latency = got.get("x", {}), got.get("l", {})
+            return DayAggregates(
+                day,
+                x,
+                got.get("m", {}),
+                latency,
+                {template: got["a"]},
+                {template: x} if "x" in parts else {},
+                {template: list(latency)} if "l" in parts else {},
+            )
 
         return read
 

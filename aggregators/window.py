@@ -104,6 +104,37 @@ def app_key_entries(agg: DayAggregates, catalogue: Catalogue) -> dict[str, AppEn
     return {k: v for k, v in out.items() if v is not None}
 
 
+def fold_aggregates(acc: WindowAcc, aggs: list[DayAggregates], catalogue: Catalogue) -> bool:
+    """Fold a wholly covered day from its aggregates; ``False`` when only cells can answer.
+
+    One ``all``-scope aggregate carries the cross-template caps already.  Several
+    template scopes (a multi-template filter) add up exactly only when no user
+    is active in two of them in the same half-hour, since only then no cap binds.
+    """
+    if len(aggs) > 1 and _templates_overlap(aggs):
+        return False
+    entries = [app_key_entries(agg, catalogue) for agg in aggs]
+    if any(e is None for e in entries):
+        return False
+    for agg, keyed in zip(aggs, entries, strict=True):
+        assert keyed is not None
+        fold_day_aggregates(acc, agg, keyed)
+    return True
+
+
+def _templates_overlap(aggs: list[DayAggregates]) -> bool:
+    seen: dict[str, int] = {}
+    for agg in aggs:
+        for amap in agg.per_template_a.values():
+            for user, raw in amap.items():
+                mask = int(raw)
+                prior = seen.get(user, 0)
+                if prior & mask:
+                    return True
+                seen[user] = prior | mask
+    return False
+
+
 def fold_day_aggregates(acc: WindowAcc, agg: DayAggregates, entries: dict[str, AppEntry]) -> None:
     """Fold a day lying wholly inside the window (``entries`` from ``app_key_entries``)."""
     shift = agg.day * HALF_HOURS_PER_DAY - acc.first_hh
