@@ -74,6 +74,11 @@ def app_catalogue() -> str:
     return f"{ROOT}:{{meta}}:apps"
 
 
+def data_days() -> str:
+    """Sorted set of UTC days holding any data (score = day): queries skip empty days."""
+    return f"{ROOT}:{{meta}}:days"
+
+
 def worker_heartbeat() -> str:
     """Hash worker id -> JSON with assigned partitions and a timestamp (readiness)."""
     return f"{ROOT}:{{meta}}:workers"

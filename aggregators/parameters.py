@@ -37,6 +37,33 @@ def latest_builds(
     return list(best.values())
 
 
+def candidate_build_fields(
+    fields_by_day: dict[int, list[str]], interior_days: set[int], templates: frozenset[str] | None
+) -> dict[int, list[str]]:
+    """Which stored builds (``template|workspace|build_number`` fields) can win a window.
+
+    On days wholly inside the window every build qualifies, so only each workspace's
+    greatest build number there can win; edge days keep all their builds because
+    their exact times still decide.
+    """
+    best: dict[tuple[str, str], tuple[int, int, str]] = {}
+    out: dict[int, list[str]] = {}
+    for day, names in fields_by_day.items():
+        for name in names:
+            template, workspace, number = name.split("|")
+            if templates is not None and template not in templates:
+                continue
+            if day not in interior_days:
+                out.setdefault(day, []).append(name)
+                continue
+            cur = best.get((template, workspace))
+            if cur is None or int(number) > cur[0]:
+                best[template, workspace] = (int(number), day, name)
+    for _, day, name in best.values():
+        out.setdefault(day, []).append(name)
+    return out
+
+
 def _options(param: Json) -> list[Json]:
     raw = param.get("options") or []
     assert isinstance(raw, list)

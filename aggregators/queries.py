@@ -67,10 +67,8 @@ async def templates_report(
     acc = await _fold(store, window, frozenset({"a", "x"}))
     out: Json = {}
     if "report" in sections:
-        day_lo = window.start_ns // (MS_PER_DAY * NS_PER_MS)
-        day_hi = -(-window.end_ns // (MS_PER_DAY * NS_PER_MS))
-        builds = await store.builds(range(day_lo, day_hi + 1))
         selected = None if window.filter is None else frozenset(window.filter)
+        builds = await store.builds(window.start_ns, window.end_ns, selected)
         latest = latest_builds(builds, window.start_ns, window.end_ns, selected)
         out["report"] = {
             "start_time": window.start_text,

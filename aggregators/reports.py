@@ -86,21 +86,26 @@ def interval_reports(
 ) -> list[Json]:
     """Intervals of ``days`` x 24 h from the start (the last may be short), empty ones too."""
     step = days * 24 * NS_PER_HOUR
+    hh_ns = MS_PER_HALF_HOUR * NS_PER_MS
+    # Intervals past the last active half-hour are empty: a window of centuries
+    # only pays for the stretch that holds data.
+    data_stop = acc.first_hh + max(
+        (m.bit_length() for per in acc.active.values() for m in per.values()), default=0
+    )
     out: list[Json] = []
     lo_ns = start_ns
     while lo_ns < end_ns:
         hi_ns = min(lo_ns + step, end_ns)
-        first = max(-(-lo_ns // (MS_PER_HALF_HOUR * NS_PER_MS)), acc.first_hh)
-        stop = min(hi_ns // (MS_PER_HALF_HOUR * NS_PER_MS), acc.stop_hh)
-        span = 0
+        first = max(-(-lo_ns // hh_ns), acc.first_hh)
+        stop = min(hi_ns // hh_ns, acc.stop_hh, data_stop)
+        users, templates = 0, set()
         if stop > first:
             span = ((1 << (stop - first)) - 1) << (first - acc.first_hh)
-        users, templates = 0, set()
-        for per in acc.active.values():
-            hit = [t for t, mask in per.items() if mask & span]
-            if hit:
-                users += 1
-                templates.update(hit)
+            for per in acc.active.values():
+                hit = [t for t, mask in per.items() if mask & span]
+                if hit:
+                    users += 1
+                    templates.update(hit)
         out.append(
             {
                 "start_time": render(lo_ns),

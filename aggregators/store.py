@@ -19,9 +19,9 @@ from redis.asyncio import Redis
 from aggregators import keys
 from aggregators.keys import SEP
 from aggregators.ops import BatchPlan
-from aggregators.parameters import StoredBuild
+from aggregators.parameters import StoredBuild, candidate_build_fields
 from aggregators.reports import Profile
-from aggregators.timebase import HALF_HOURS_PER_DAY, day_span
+from aggregators.timebase import HALF_HOURS_PER_DAY, MS_PER_DAY, day_span
 from aggregators.window import (
     Catalogue,
     DayAggregates,
@@ -34,6 +34,8 @@ from aggregators.window import (
 _ROLLUP_LUA = resources.files("aggregators").joinpath("rollup.lua").read_text()
 _META_LUA = resources.files("aggregators").joinpath("meta.lua").read_text()
 
+NS_PER_DAY = MS_PER_DAY * 1_000_000
+
 # Parts of the window a report needs: a (activity), m (minutes), x (apps), l (latency).
 Parts = frozenset[str]
 
@@ -43,7 +45,10 @@ def _s(raw: Any) -> str:
 
 
 def _hash(raw: Any) -> dict[str, str]:
-    return {_s(k): _s(v) for k, v in raw.items()}
+    """Decoded hash: clients made with ``decode_responses=True`` (the API's) skip the work."""
+    if not raw or isinstance(next(iter(raw)), str):
+        return dict(raw)
+    return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,21 @@ class RollupStore:
         for day, ops in plan.days.items():
             args: list[str | bytes] = [keys.day_prefix(day), orjson.dumps(ops)]
             await self._rollup(keys=[keys.day_templates(day)], args=args, client=pipe)
+        if plan.days:
+            # Idempotent index of days with data, so a query over decades reads only those.
+            pipe.zadd(keys.data_days(), {str(day): day for day in plan.days})
         if plan.meta:
             meta_keys = [keys.users(), keys.app_catalogue()]
             await self._meta(keys=meta_keys, args=[orjson.dumps(plan.meta)], client=pipe)
         results = await pipe.execute()
+        if plan.days:
+            del results[len(plan.days)]  # the ZADD's count is not a changed op
         return sum(int(r) for r in results)
+
+    async def data_days(self, first_day: int, stop_day: int) -> list[int]:
+        """Days in ``[first_day, stop_day)`` that hold any data, ascending."""
+        raw: list[Any] = await self.redis.zrangebyscore(keys.data_days(), first_day, stop_day - 1)
+        return [int(d) for d in raw]
 
     # -- reads --------------------------------------------------------------
 
@@ -105,13 +120,21 @@ class RollupStore:
         self, first_hh: int, stop_hh: int, templates: tuple[str, ...] | None, parts: Parts
     ) -> WindowAcc:
         """Fold half-hours ``[first_hh, stop_hh)`` of the selected templates (None = all)."""
-        acc = WindowAcc(first_hh, stop_hh)
+        if stop_hh <= first_hh:
+            return WindowAcc(first_hh, stop_hh)
+        days = set(
+            await self.data_days(first_hh // HALF_HOURS_PER_DAY, -(-stop_hh // HALF_HOURS_PER_DAY))
+        )
         plans = [
             _DayPlan(day, lo, hi, lo == 0 and hi == HALF_HOURS_PER_DAY)
             for day, lo, hi in day_span(first_hh, stop_hh)
+            if day in days
         ]
         if not plans:
-            return acc
+            return WindowAcc(first_hh, stop_hh)
+        # Masks count half-hours from the first day with data, not from the window
+        # start: a window opening in year 1 must not make every mask a huge integer.
+        acc = WindowAcc(max(first_hh, plans[0].day * HALF_HOURS_PER_DAY), stop_hh)
         catalogue = await self.catalogue() if "x" in parts else {}
         index = await self._day_indexes(plans, templates)
         pipe = self.redis.pipeline(transaction=False)
@@ -237,8 +260,9 @@ class RollupStore:
         result: DayCells = read(iter(await pipe.execute()))
         return result
 
-    async def activity_masks(self, days: range) -> dict[int, dict[str, int]]:
+    async def activity_masks(self, span: range) -> dict[int, dict[str, int]]:
         """UTC day -> user -> 48-bit active half-hour mask over all templates."""
+        days = await self.data_days(span.start, span.stop)
         pipe = self.redis.pipeline(transaction=False)
         for day in days:
             pipe.hgetall(keys.day_agg(day, keys.ALL, "a"))
@@ -247,22 +271,40 @@ class RollupStore:
             out[day] = {_s(u): int(m) for u, m in raw.items()}
         return out
 
-    async def builds(self, days: range) -> list[StoredBuild]:
+    async def builds(
+        self, start_ns: int, end_ns: int, templates: frozenset[str] | None
+    ) -> list[StoredBuild]:
+        """Candidate builds of the window: each workspace's top build of the days lying wholly
+        inside it, plus every build of the edge days (their exact times decide).  Only these
+        are decoded; ``parameters.latest_builds`` makes the final choice."""
+        first_day = start_ns // NS_PER_DAY
+        stop_day = -(-end_ns // NS_PER_DAY)
+        days = await self.data_days(first_day, stop_day)
         pipe = self.redis.pipeline(transaction=False)
         for day in days:
-            pipe.hgetall(keys.day_builds(day))
+            pipe.hkeys(keys.day_builds(day))
+        replies = await pipe.execute()
+        fields = {day: [_s(f) for f in raw] for day, raw in zip(days, replies, strict=True)}
+        interior = {d for d in days if start_ns <= d * NS_PER_DAY <= end_ns - NS_PER_DAY}
+        wanted = candidate_build_fields(fields, interior, templates)
+        pipe = self.redis.pipeline(transaction=False)
+        for day, names in wanted.items():
+            pipe.hmget(keys.day_builds(day), names)
         out: list[StoredBuild] = []
-        for raw in await pipe.execute():
-            for fld, value in raw.items():
-                template, workspace, _ = _s(fld).split(SEP)
-                payload = orjson.loads(orjson.loads(value)["p"])
-                out.append(
-                    StoredBuild(
-                        template,
-                        workspace,
-                        int(payload["build_number"]),
-                        int(payload["time_us"]),
-                        tuple(payload["parameters"]),
-                    )
-                )
+        for names, values in zip(wanted.values(), await pipe.execute(), strict=True):
+            for name, value in zip(names, values, strict=True):
+                if value is not None:
+                    out.append(_stored_build(name, value))
         return out
+
+
+def _stored_build(name: str, value: Any) -> StoredBuild:
+    template, workspace, _ = name.split(SEP)
+    payload = orjson.loads(orjson.loads(value)["p"])
+    return StoredBuild(
+        template,
+        workspace,
+        int(payload["build_number"]),
+        int(payload["time_us"]),
+        tuple(payload["parameters"]),
+    )

@@ -26,6 +26,7 @@ def redis_client(settings: Settings) -> Redis:
         socket_timeout=settings.store_timeout_s,
         socket_connect_timeout=settings.store_timeout_s,
         retry_on_timeout=False,
+        decode_responses=True,  # hiredis decodes replies in C; the store takes either
         health_check_interval=10,
     )
 

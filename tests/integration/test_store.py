@@ -87,6 +87,7 @@ async def test_keys_written_by_the_scripts_are_the_ones_keys_py_names(redis_clie
         keys.cell_latency(DAY, T1, U),
         keys.day_sums(DAY),
         keys.users(),
+        keys.data_days(),
         *(keys.day_agg(DAY, scope, part) for scope in (T1, keys.ALL) for part in "amxl"),
     }
     actual = {k.decode() for k in await redis_client.keys("*")}
