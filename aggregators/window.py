@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from aggregators.keys import SEP
-from aggregators.sketch import Bins, merge_into
+from aggregators.sketch import merge_into
 from aggregators.timebase import HALF_HOURS_PER_DAY, MIN_PER_HALF_HOUR
 
 KIND_COUNT = 5
@@ -51,7 +51,7 @@ class WindowAcc:
         default_factory=lambda: [set() for _ in range(KIND_COUNT)]
     )
     apps: dict[AppEntry, AppAcc] = field(default_factory=dict)
-    latency: dict[str, Bins] = field(default_factory=dict)
+    latency: dict[str, dict[str, int]] = field(default_factory=dict)  # bin text -> count
     latency_templates: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def mark_active(self, user: str, template: str, mask: int) -> None:
@@ -64,7 +64,7 @@ class WindowAcc:
             acc = self.apps[entry] = AppAcc()
         return acc
 
-    def add_latency(self, user: str, template: str, bins: dict[int, int]) -> None:
+    def add_latency(self, user: str, template: str, bins: dict[str, int]) -> None:
         merge_into(self.latency.setdefault(user, {}), bins)
         self.latency_templates[user].add(template)
 
@@ -80,10 +80,6 @@ class DayAggregates:
     per_template_a: dict[str, Hash]
     per_template_x: dict[str, Hash]
     per_template_latency_users: dict[str, list[str]]
-
-
-def _bins(raw: str) -> dict[int, int]:
-    return {int(k): int(v) for k, v in orjson.loads(raw).items()}
 
 
 def app_key_entries(agg: DayAggregates, catalogue: Catalogue) -> dict[str, AppEntry] | None:
@@ -153,7 +149,7 @@ def fold_day_aggregates(acc: WindowAcc, agg: DayAggregates, entries: dict[str, A
     for fld, value in agg.scope_x.items():
         _fold_x_field(acc, fld, int(value), entries, shift)
     for user, raw in agg.scope_l.items():
-        merge_into(acc.latency.setdefault(user, {}), _bins(raw))
+        merge_into(acc.latency.setdefault(user, {}), orjson.loads(raw))
     for template, users in agg.per_template_latency_users.items():
         for user in users:
             acc.latency_templates[user].add(template)
@@ -256,10 +252,9 @@ def fold_day_cells(acc: WindowAcc, cells: DayCells, lo: int, hi: int, cat: Catal
 
 def _fold_cell_latency(acc: WindowAcc, cells: DayCells, lo: int, hi: int) -> None:
     for (template, user), samples in cells.latency.items():
-        bins: dict[int, int] = {}
+        bins: dict[str, int] = {}
         for fld, raw in samples.items():
             if lo <= int(fld.partition(SEP)[0]) < hi:
-                b = int(raw)
-                bins[b] = bins.get(b, 0) + 1
+                bins[raw] = bins.get(raw, 0) + 1
         if bins:
             acc.add_latency(user, template, bins)
