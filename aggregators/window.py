@@ -132,43 +132,59 @@ def _templates_overlap(aggs: list[DayAggregates]) -> bool:
 
 
 def fold_day_aggregates(acc: WindowAcc, agg: DayAggregates, entries: dict[str, AppEntry]) -> None:
-    """Fold a day lying wholly inside the window (``entries`` from ``app_key_entries``)."""
+    """Fold a day lying wholly inside the window (``entries`` from ``app_key_entries``).
+
+    This loop runs per user and day of a window, so it keeps to local names and
+    plain dict operations.
+    """
     shift = agg.day * HALF_HOURS_PER_DAY - acc.first_hh
+    active = acc.active
     for template, amap in agg.per_template_a.items():
         for user, mask in amap.items():
-            acc.mark_active(user, template, int(mask) << shift)
-    for user, minutes in agg.scope_m.items():
-        acc.minutes[user] += int(minutes)
+            per_user = active[user]
+            per_user[template] = per_user.get(template, 0) | (int(mask) << shift)
+    minutes = acc.minutes
+    for user, value in agg.scope_m.items():
+        minutes[user] += int(value)
     for template, x in agg.per_template_x.items():
-        for i in range(KIND_COUNT):
-            if int(x.get(f"k{SEP}{i}", 0)) > 0:
-                acc.kind_templates[i].add(template)
-        for fld, value in x.items():
-            if fld.startswith("p" + SEP) and int(value) > 0 and fld[2:] in entries:
-                acc.app(entries[fld[2:]]).templates.add(template)
-    for fld, value in agg.scope_x.items():
-        _fold_x_field(acc, fld, int(value), entries, shift)
+        _fold_template_names(acc, template, x, entries)
+    _fold_scope_x(acc, agg.scope_x, entries, shift)
+    latency = acc.latency
     for user, raw in agg.scope_l.items():
-        merge_into(acc.latency.setdefault(user, {}), orjson.loads(raw))
+        merge_into(latency.setdefault(user, {}), orjson.loads(raw))
+    latency_templates = acc.latency_templates
     for template, users in agg.per_template_latency_users.items():
         for user in users:
-            acc.latency_templates[user].add(template)
+            latency_templates[user].add(template)
 
 
-def _fold_x_field(
-    acc: WindowAcc, fld: str, value: int, entries: dict[str, AppEntry], shift: int
+def _fold_template_names(
+    acc: WindowAcc, template: str, x: Hash, entries: dict[str, AppEntry]
 ) -> None:
-    tag, _, rest = fld.partition(SEP)
-    if tag == "k":
-        acc.kind_minutes[int(rest)] += value
-    elif tag == "p":
-        if rest in entries:
-            acc.app(entries[rest]).minutes += value
-    elif tag == "r":
-        key, _, user = rest.rpartition(SEP)
-        if key in entries:
-            runs = acc.app(entries[key]).runs
-            runs[user] = runs.get(user, 0) | (value << shift)
+    """Which builtins and apps this template contributed minutes to."""
+    for i in range(KIND_COUNT):
+        if int(x.get(f"k{SEP}{i}", 0)) > 0:
+            acc.kind_templates[i].add(template)
+    for key, entry in entries.items():
+        if int(x.get("p" + SEP + key, 0)) > 0:
+            acc.app(entry).templates.add(template)
+
+
+def _fold_scope_x(acc: WindowAcc, x: Hash, entries: dict[str, AppEntry], shift: int) -> None:
+    runs_of: dict[str, dict[str, int] | None] = {}
+    for fld, raw in x.items():
+        tag = fld[0]
+        if tag == "r":
+            key, _, user = fld[2:].rpartition(SEP)
+            if key not in runs_of:
+                runs_of[key] = acc.app(entries[key]).runs if key in entries else None
+            runs = runs_of[key]
+            if runs is not None:
+                runs[user] = runs.get(user, 0) | (int(raw) << shift)
+        elif tag == "k":
+            acc.kind_minutes[int(fld[2:])] += int(raw)
+        elif tag == "p" and fld[2:] in entries:
+            acc.app(entries[fld[2:]]).minutes += int(raw)
 
 
 @dataclass
