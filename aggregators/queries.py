@@ -25,11 +25,10 @@ from aggregators.reports import (
     utc_days_for_local,
 )
 from aggregators.store import Parts, RollupStore
-from aggregators.timebase import MS_PER_DAY, MS_PER_HALF_HOUR
+from aggregators.timebase import MS_PER_DAY, window_half_hours
 from aggregators.window import WindowAcc
 
 NS_PER_MS = 1_000_000
-_HH_NS = MS_PER_HALF_HOUR * NS_PER_MS
 DAU_DAYS = 61
 
 
@@ -43,8 +42,8 @@ class Window:
 
     @property
     def half_hours(self) -> tuple[int, int]:
-        first = -(-self.start_ns // _HH_NS)
-        return first, max(first, self.end_ns // _HH_NS)
+        """Half-hours lying wholly inside the window (a fractional start drops the first)."""
+        return window_half_hours(-(-self.start_ns // NS_PER_MS), self.end_ns // NS_PER_MS)
 
     @property
     def filter(self) -> tuple[str, ...] | None:

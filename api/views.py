@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import orjson
 from aiohttp import web
@@ -82,11 +83,20 @@ def _query_items(request: web.Request) -> list[tuple[str, str]]:
     return list(request.rel_url.query.items())
 
 
-async def templates_view(request: web.Request) -> web.Response:
+Q = TypeVar("Q", params.TemplatesQuery, params.WindowQuery, params.LatencyQuery)
+
+
+def _scoped_query(request: web.Request, parse: Callable[[list[tuple[str, str]], datetime], Q]) -> Q:
+    """Authenticate, validate, then check the template scope (insights-api.md section 1)."""
     scope = _authenticate(request)
-    q = params.parse_templates_query(_query_items(request), request.app[CLOCK]())
-    if not scope.allows(q.template_ids):
+    query = parse(_query_items(request), request.app[CLOCK]())
+    if not scope.allows(query.template_ids):
         raise params.not_found()
+    return query
+
+
+async def templates_view(request: web.Request) -> web.Response:
+    q = _scoped_query(request, params.parse_templates_query)
     window = _window(q.start, q.end, q.template_ids)
     offset = q.start.offset_s
 
@@ -105,19 +115,13 @@ async def templates_view(request: web.Request) -> web.Response:
 
 
 async def user_activity_view(request: web.Request) -> web.Response:
-    scope = _authenticate(request)
-    q = params.parse_user_activity_query(_query_items(request), request.app[CLOCK]())
-    if not scope.allows(q.template_ids):
-        raise params.not_found()
+    q = _scoped_query(request, params.parse_user_activity_query)
     work = queries.user_activity_report(request.app[STORE], _window(q.start, q.end, q.template_ids))
     return await _compute(request, "Internal error fetching user activity.", work)
 
 
 async def user_latency_view(request: web.Request) -> web.Response:
-    scope = _authenticate(request)
-    q = params.parse_user_latency_query(_query_items(request), request.app[CLOCK]())
-    if not scope.allows(q.template_ids):
-        raise params.not_found()
+    q = _scoped_query(request, params.parse_user_latency_query)
     window = _window(q.start, q.end, q.template_ids)
     work = queries.user_latency_report(request.app[STORE], window, q.percentiles)
     return await _compute(request, "Internal error fetching user latency.", work)

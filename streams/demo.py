@@ -91,6 +91,19 @@ def events_for_half_hour(
             yield "app_usage", _app(u, hh_start_us, rnd)
 
 
+def _agent_fields(u: DemoUser, with_profile: bool = True) -> Event:
+    """Who and where: the fields every agent-side event carries."""
+    fields: Event = {
+        "user_id": u.user_id,
+        "template_id": u.template_id,
+        "workspace_id": u.workspace_id,
+        "agent_id": u.agent_id,
+    }
+    if with_profile:
+        fields.update(username=u.username, avatar_url="")
+    return fields
+
+
 def _sessions(u: DemoUser, hh_start_us: int, rnd: random.Random) -> Iterator[tuple[str, Event]]:
     for step in range(60):
         at = hh_start_us + step * 30 * US + rnd.randrange(1000)
@@ -99,12 +112,7 @@ def _sessions(u: DemoUser, hh_start_us: int, rnd: random.Random) -> Iterator[tup
             {
                 "id": _uid("s", u.user_id, at),
                 "time": _rfc(at),
-                "user_id": u.user_id,
-                "username": u.username,
-                "avatar_url": "",
-                "template_id": u.template_id,
-                "workspace_id": u.workspace_id,
-                "agent_id": u.agent_id,
+                **_agent_fields(u),
                 "connection_count": 1,
                 "sessions": {k: int(k == u.kind) for k in KINDS},
             },
@@ -120,10 +128,7 @@ def _latency(u: DemoUser, hh_start_us: int, rnd: random.Random) -> Iterator[tupl
             {
                 "id": _uid("l", u.user_id, at),
                 "time": _rfc(at),
-                "user_id": u.user_id,
-                "template_id": u.template_id,
-                "workspace_id": u.workspace_id,
-                "agent_id": u.agent_id,
+                **_agent_fields(u, with_profile=False),
                 "latency_ms": round(ms, 2),
             },
         )
@@ -137,12 +142,7 @@ def _app(u: DemoUser, hh_start_us: int, rnd: random.Random) -> Event:
         "id": _uid("a", u.user_id, start),
         "time": _rfc(end),
         "session_id": _uid("as", u.user_id, start),
-        "user_id": u.user_id,
-        "username": u.username,
-        "avatar_url": "",
-        "template_id": u.template_id,
-        "workspace_id": u.workspace_id,
-        "agent_id": u.agent_id,
+        **_agent_fields(u),
         "access_method": "path",
         "slug_or_port": slug,
         "app": {"display_name": slug, "icon": f"/icon/{slug}.svg"},
