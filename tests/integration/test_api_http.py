@@ -314,3 +314,122 @@ async def test_a_window_of_centuries_reads_only_days_with_data(
     status, body = await _get(client, f"/api/v2/insights/user-latency?{query}", **auth)
     assert status == 200
     assert [u["user_id"] for u in body["report"]["users"]] == [U[0]]
+
+
+PLURAL = "Query parameters have invalid values."
+SINGULAR = "Query parameter has invalid value."
+D = "2024-03-03T00:00:00Z"  # a past midnight; NOW is 2024-03-10T02:30Z
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "message", "field"),
+    [  # insights-api.md 3.6, over HTTP (exact details are tabled in tests/unit/test_params.py)
+        (f"templates?start_time={D}&end_time={D}", 200, None, None),
+        (f"templates?{WEEK}", 200, None, None),
+        (
+            "templates?start_time=2024-03-10T00:00:00Z&end_time=2024-03-10T02:00:00Z",
+            200,
+            None,
+            None,
+        ),
+        (
+            "templates?start_time=2024-03-10T00:00:00Z&end_time=2024-03-10T03:00:00Z",
+            200,
+            None,
+            None,
+        ),
+        (
+            "templates?start_time=2024-03-01T00:00:00%2B03:00&end_time=2024-03-08T00:00:00%2B03:00",
+            200,
+            None,
+            None,
+        ),
+        (
+            "templates?start_time=2023-03-26T00:00:00%2B02:00&end_time=2023-03-27T00:00:00%2B03:00",
+            200,
+            None,
+            None,
+        ),
+        (
+            "templates?start_time=2024-03-09T00:00:00Z&end_time=2024-03-10T02:30:00Z",
+            400,
+            SINGULAR,
+            "end_time",
+        ),
+        (
+            "templates?start_time=2024-03-08T00:00:00Z&end_time=2024-03-09T23:00:00Z",
+            400,
+            SINGULAR,
+            "end_time",
+        ),
+        (
+            "templates?start_time=2023-07-10&end_time=2024-03-09T00:00:00Z",
+            400,
+            SINGULAR,
+            "start_time",
+        ),
+        (
+            "templates?start_time=0001-01-01T00:00:00Z&end_time=2024-03-09T00:00:00Z",
+            400,
+            SINGULAR,
+            "start_time",
+        ),
+        (
+            "templates?start_time=2024-03-09T00:00:00Z&end_time=2024-03-11T00:00:00Z",
+            400,
+            SINGULAR,
+            "end_time",
+        ),
+        (
+            "templates?start_time=2024-03-10T00:00:00Z&end_time=2024-03-09T00:00:00Z",
+            400,
+            SINGULAR,
+            "end_time",
+        ),
+        (f"templates?{WEEK}&interval=invalid", 400, SINGULAR, "interval"),
+        (
+            "templates?start_time=2024-03-01T00:00:00Z&end_time=2024-03-06T00:00:00Z&interval=week",
+            400,
+            SINGULAR,
+            None,
+        ),
+        (
+            "templates?start_time=2024-03-04T00:00:00Z&end_time=2024-03-10T00:00:00Z&interval=week",
+            200,
+            None,
+            None,
+        ),
+        (
+            "templates?start_time=2024-02-25T00:00:00Z&end_time=2024-03-10T00:00:00Z&interval=week",
+            200,
+            None,
+            None,
+        ),
+        (f"templates?{WEEK}&sections=invalid", 400, SINGULAR, "sections"),
+        (f"templates?{WEEK}&foo=1", 400, PLURAL, "foo"),
+        (f"templates?{WEEK}&start_time={D}", 400, PLURAL, "start_time"),
+        ("templates?end_time=2024-03-08T00:00:00Z", 400, PLURAL, "start_time"),
+        (f"templates?{WEEK}&template_ids=abc", 400, PLURAL, "template_ids"),
+        (f"user-activity?{WEEK}&interval=day", 400, PLURAL, "interval"),
+        (f"user-latency?{WEEK}&percentiles=100", 400, PLURAL, "percentiles"),
+        (f"user-latency?{WEEK}&percentiles=99.9,90", 200, None, None),
+        ("daus?tz_offset=+3", 400, PLURAL, "tz_offset"),
+        ("daus?tz_offset=-12", 200, None, None),
+        ("daus?tz_offset=-13", 400, SINGULAR, "tz_offset"),
+    ],
+)
+async def test_validation_over_http(
+    api: tuple[Client, RollupStore], path: str, status: int, message: str | None, field: str | None
+) -> None:
+    client, _ = api
+    got, body = await _get(client, f"/api/v2/insights/{path}", **{"Coder-Session-Token": TOKEN})
+    assert got == status, body
+    if message is not None:
+        assert body["message"] == message
+        if field is None:
+            assert body == {
+                "message": message,
+                "detail": "Last report interval should have at least 6 days.",
+            }
+        else:
+            assert body["validations"][0]["field"] == field
