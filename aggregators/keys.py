@@ -64,6 +64,16 @@ def day_builds(day: int) -> str:
     return day_prefix(day) + "builds"
 
 
+def day_version(day: int) -> str:
+    """Counter the rollup script bumps whenever a call changed the day: cached frames key on it."""
+    return day_prefix(day) + "ver"
+
+
+def catalogue_version() -> str:
+    """Counter bumped whenever an app catalogue entry changes."""
+    return f"{ROOT}:{{meta}}:appsver"
+
+
 def users() -> str:
     """Hash user id -> newest profile JSON."""
     return f"{ROOT}:{{meta}}:users"

@@ -1,6 +1,7 @@
 -- Newest-wins upserts of user profiles and the app catalogue (any age, any order).
 --
--- KEYS[1]  users hash      KEYS[2]  app catalogue hash   (both tagged {meta})
+-- KEYS[1]  users hash   KEYS[2]  app catalogue hash   KEYS[3]  catalogue version
+--          (all tagged {meta})
 -- ARGV[1]  JSON array of {"u"|"a", field, time_us, id, name, icon_or_avatar}
 --
 -- The stored entry is replaced only by a strictly newer (time, then id
@@ -21,6 +22,7 @@ for _, op in ipairs(ops) do
   if newer then
     redis.call('HSET', key, field, cjson.encode({t = time_us, i = id, n = op[5], c = op[6]}))
     changed = changed + 1
+    if op[1] == 'a' then redis.call('INCR', KEYS[3]) end
   end
 end
 return changed

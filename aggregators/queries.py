@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from aggregators.frames import WindowView
 from aggregators.parameters import latest_builds, parameters_usage
 from aggregators.reports import (
     Json,
@@ -26,7 +27,6 @@ from aggregators.reports import (
 )
 from aggregators.store import Parts, RollupStore
 from aggregators.timebase import MS_PER_DAY, window_half_hours
-from aggregators.window import WindowAcc
 
 NS_PER_MS = 1_000_000
 DAU_DAYS = 61
@@ -50,7 +50,7 @@ class Window:
         return tuple(sorted(set(self.templates))) or None
 
 
-async def _fold(store: RollupStore, window: Window, parts: Parts) -> WindowAcc:
+async def _fold(store: RollupStore, window: Window, parts: Parts) -> WindowView:
     first, stop = window.half_hours
     return await store.window(first, stop, window.filter, parts)
 

@@ -1,4 +1,4 @@
-"""Report structures of insights-api.md sections 5-8, built from a WindowAcc (pure).
+"""Report structures of insights-api.md sections 5-8, built from a WindowView (pure).
 
 Outputs are plain dicts in the field order of the API; times are rendered by
 an injected ``render_time(epoch_ns) -> str`` so that the core knows no wire
@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
-from aggregators.sketch import quantiles
-from aggregators.timebase import MS_PER_HALF_HOUR, count_runs
-from aggregators.window import WindowAcc
+import numpy as np
+
+from aggregators.frames import (
+    Bool,
+    WindowView,
+    any_along,
+    interval_activity,
+    latency_quantiles,
+    latency_templates,
+)
+from aggregators.timebase import MS_PER_HALF_HOUR
 
 NS_PER_MS = 1_000_000
 NS_PER_HOUR = 3_600 * 1_000_000_000
@@ -37,25 +46,25 @@ class Profile:
     avatar_url: str = ""
 
 
-def _user_templates(acc: WindowAcc, user: str) -> set[str]:
-    return {t for t, mask in acc.active.get(user, {}).items() if mask}
+def _templates_of(view: WindowView, column: Bool) -> list[str]:
+    return [view.templates[i] for i in np.flatnonzero(column)]
 
 
-def active_users(acc: WindowAcc) -> list[str]:
-    return sorted(u for u, per in acc.active.items() if any(per.values()))
+def active_users(view: WindowView) -> list[str]:
+    return [view.users[i] for i in np.flatnonzero(view.active_mask())]
 
 
-def active_templates(acc: WindowAcc) -> list[str]:
-    return sorted({t for per in acc.active.values() for t, mask in per.items() if mask})
+def active_templates(view: WindowView) -> list[str]:
+    return _templates_of(view, any_along(view.user_templates, 1))
 
 
-def apps_usage(acc: WindowAcc) -> list[Json]:
+def apps_usage(view: WindowView) -> list[Json]:
     out: list[Json] = []
     for i, (slug, name, icon) in enumerate(BUILTINS):
-        minutes = acc.kind_minutes[i]
+        minutes = view.kind_minutes[i]
         out.append(
             {
-                "template_ids": sorted(acc.kind_templates[i]) if minutes else [],
+                "template_ids": sorted(view.kind_templates[i]) if minutes else [],
                 "type": "builtin",
                 "display_name": name,
                 "slug": slug,
@@ -64,7 +73,7 @@ def apps_usage(acc: WindowAcc) -> list[Json]:
                 "times_used": 0,
             }
         )
-    for (slug, name, icon), app in sorted(acc.apps.items()):
+    for (slug, name, icon), app in sorted(view.apps.items()):
         if app.minutes <= 0:
             continue
         out.append(
@@ -75,101 +84,87 @@ def apps_usage(acc: WindowAcc) -> list[Json]:
                 "slug": slug,
                 "icon": icon,
                 "seconds": app.minutes * SECONDS_PER_MINUTE,
-                "times_used": sum(count_runs(mask) for mask in app.runs.values()),
+                "times_used": app.runs,
             }
         )
     return out
 
 
 def interval_reports(
-    acc: WindowAcc, start_ns: int, end_ns: int, days: int, render: RenderTime
+    view: WindowView, start_ns: int, end_ns: int, days: int, render: RenderTime
 ) -> list[Json]:
-    """Intervals of ``days`` x 24 h from the start (the last may be short), empty ones too."""
+    """Intervals of ``days`` x 24 h from the start (the last may be short), empty ones too.
+
+    An interval holds the half-hours starting at or after its start that end
+    at or before its end.
+    """
     step = days * 24 * NS_PER_HOUR
     hh_ns = MS_PER_HALF_HOUR * NS_PER_MS
-    # Intervals past the last active half-hour are empty: a window of centuries
-    # only pays for the stretch that holds data.
-    data_stop = acc.first_hh + max(
-        (m.bit_length() for per in acc.active.values() for m in per.values()), default=0
-    )
-    out: list[Json] = []
-    lo_ns = start_ns
-    while lo_ns < end_ns:
-        hi_ns = min(lo_ns + step, end_ns)
-        first = max(-(-lo_ns // hh_ns), acc.first_hh)
-        stop = min(hi_ns // hh_ns, acc.stop_hh, data_stop)
-        users, templates = 0, set()
-        if stop > first:
-            span = ((1 << (stop - first)) - 1) << (first - acc.first_hh)
-            for per in acc.active.values():
-                hit = [t for t, mask in per.items() if mask & span]
-                if hit:
-                    users += 1
-                    templates.update(hit)
-        out.append(
-            {
-                "start_time": render(lo_ns),
-                "end_time": render(hi_ns),
-                "template_ids": sorted(templates),
-                "interval": "day" if days == 1 else "week",
-                "active_users": users,
-            }
-        )
-        lo_ns = hi_ns
-    return out
+    spans = list(pairwise([*range(start_ns, end_ns, step), end_ns]))
+    bounds = [(-(-lo // hh_ns), hi // hh_ns) for lo, hi in spans]
+    counted = interval_activity(view, bounds)
+    return [
+        {
+            "start_time": render(lo),
+            "end_time": render(hi),
+            "template_ids": templates,
+            "interval": "day" if days == 1 else "week",
+            "active_users": users,
+        }
+        for (lo, hi), (users, templates) in zip(spans, counted, strict=True)
+    ]
 
 
-def user_activity(acc: WindowAcc, profiles: Mapping[str, Profile]) -> tuple[list[str], list[Json]]:
+def user_activity(
+    view: WindowView, profiles: Mapping[str, Profile]
+) -> tuple[list[str], list[Json]]:
     users: list[Json] = []
-    union: set[str] = set()
-    for user in active_users(acc):
-        templates = _user_templates(acc, user)
-        union |= templates
+    for i in np.flatnonzero(view.active_mask()):
+        user = view.users[i]
         prof = profiles.get(user, Profile())
         users.append(
             {
-                "template_ids": sorted(templates),
+                "template_ids": _templates_of(view, view.user_templates[:, i]),
                 "user_id": user,
                 "username": prof.username,
                 "avatar_url": prof.avatar_url,
-                "seconds": acc.minutes.get(user, 0) * SECONDS_PER_MINUTE,
+                "seconds": int(view.minutes[i]) * SECONDS_PER_MINUTE,
             }
         )
-    return sorted(union), users
+    return active_templates(view), users
 
 
-def latency_users(acc: WindowAcc) -> list[str]:
-    with_samples = {u for u, bins in acc.latency.items() if bins}
-    return sorted(set(active_users(acc)) | with_samples)
+def latency_users(view: WindowView) -> list[str]:
+    has, _ = latency_quantiles(view, [])
+    return [view.users[i] for i in np.flatnonzero(has | view.active_mask())]
 
 
 def user_latency(
-    acc: WindowAcc,
+    view: WindowView,
     profiles: Mapping[str, Profile],
     percentiles: Sequence[tuple[str, float]],
 ) -> tuple[list[str], list[Json]]:
+    has, values = latency_quantiles(view, [q for _, q in percentiles])
+    listed = has | view.active_mask()
+    with_samples = latency_templates(view)
+    templates = view.user_templates | (with_samples & has)
     users: list[Json] = []
-    union: set[str] = set()
-    qs = [q for _, q in percentiles]
-    for user in latency_users(acc):
-        templates = _user_templates(acc, user)
-        if acc.latency.get(user):
-            templates |= acc.latency_templates.get(user, set())
-        union |= templates
+    for i in np.flatnonzero(listed):
+        user = view.users[i]
         prof = profiles.get(user, Profile())
-        values = quantiles(acc.latency.get(user, {}), qs)
+        row = values[i]
         users.append(
             {
-                "template_ids": sorted(templates),
+                "template_ids": _templates_of(view, templates[:, i]),
                 "user_id": user,
                 "username": prof.username,
                 "avatar_url": prof.avatar_url,
                 "latency_ms": {
-                    name: _number(v) for (name, _), v in zip(percentiles, values, strict=True)
+                    name: _number(float(v)) for (name, _), v in zip(percentiles, row, strict=True)
                 },
             }
         )
-    return sorted(union), users
+    return _templates_of(view, any_along(templates & listed, 1)), users
 
 
 def _number(value: float) -> float | int:

@@ -13,7 +13,8 @@
 -- connection flag only turns on, and latency samples are guarded by their
 -- event-id digest (HSETNX).  Every aggregate moves by the delta between the
 -- cell's derived values before and after the OR, so re-applying any batch
--- changes nothing.  Returns the number of operations that changed something.
+-- changes nothing.  Returns the number of operations that changed something,
+-- and bumps the day's version (readers cache what they folded per version).
 
 local P = ARGV[1]
 local ops = cjson.decode(ARGV[2])
@@ -216,4 +217,5 @@ for _, op in ipairs(ops) do
   end
 end
 flush_bins()
+if changed > 0 then redis.call('INCR', P .. 'ver') end
 return changed

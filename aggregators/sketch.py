@@ -2,18 +2,18 @@
 
 The store keeps per-cell and per-day bin counts (mergeable by addition).
 ``ddsketch`` owns the mapping (value -> bin -> representative value, 1 %
-relative accuracy).  The rank walk below is the one of ddsketch's
+relative accuracy).  Quantiles are taken for all users at once in
+``aggregators.frames.latency_quantiles`` with the rank walk of ddsketch's
 ``DenseStore.key_at_rank`` (first bin whose running count exceeds
-``q * (n - 1)``); doing it on the merged map directly avoids building a
-``DenseStore`` per user, which cost about half a millisecond each.
+``q * (n - 1)``), vectorised instead of one ``DenseStore`` per user.
 
 Bin keys may be ints or their decimal text (as stored): merging happens on
-whatever the store returned and keys are converted once, at quantile time.
+whatever the store returned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TypeVar
 
 from ddsketch.mapping import LogarithmicMapping
@@ -35,25 +35,6 @@ def merge_into(target: dict[K, int], source: Mapping[K, int]) -> None:
         target[key] = target.get(key, 0) + count
 
 
-def quantiles(bins: Mapping[K, int], qs: Iterable[float]) -> list[float]:
-    """Quantile values (rank rule ``x[floor(q*(n-1))]``) of the samples in ``bins``.
-
-    Empty bins give ``-1`` for every quantile, as the API renders users without samples.
-    """
-    wanted = list(qs)
-    total = sum(bins.values())
-    if total <= 0:
-        return [-1.0 for _ in wanted]
-    ordered = sorted((int(k), c) for k, c in bins.items() if c > 0)
-    out: dict[float, float] = {}
-    running = 0
-    pending = sorted(set(wanted))
-    i = 0
-    for key, count in ordered:
-        running += count
-        while i < len(pending) and running > pending[i] * (total - 1):
-            out[pending[i]] = float(_MAPPING.value(key))
-            i += 1
-        if i == len(pending):
-            break
-    return [out[q] for q in wanted]
+def bin_value(key: int) -> float:
+    """Representative value of a bin (within 1 % of every sample in it)."""
+    return float(_MAPPING.value(key))

@@ -8,6 +8,7 @@ round trips (day indexes, then the hashes).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -17,6 +18,7 @@ import orjson
 from redis.asyncio import Redis
 
 from aggregators import keys
+from aggregators.frames import DayFrame, WindowView, day_frame, merge_frames
 from aggregators.keys import SEP
 from aggregators.ops import BatchPlan
 from aggregators.parameters import StoredBuild, candidate_build_fields
@@ -59,9 +61,33 @@ class _DayPlan:
     fast: bool
 
 
+class _FrameCache:
+    """Bounded LRU of day frames, each valid for the versions it was built at."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[object, ...], tuple[tuple[object, ...], DayFrame]] = (
+            OrderedDict()
+        )
+
+    def get(self, key: tuple[object, ...], stamp: tuple[object, ...]) -> DayFrame | None:
+        item = self._items.get(key)
+        if item is None or item[0] != stamp:
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    def put(self, key: tuple[object, ...], stamp: tuple[object, ...], frame: DayFrame) -> None:
+        self._items[key] = (stamp, frame)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
 class RollupStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, frame_cache_size: int = 512) -> None:
         self.redis = redis
+        self._frames = _FrameCache(frame_cache_size)
         self._rollup = redis.register_script(_ROLLUP_LUA)
         self._meta = redis.register_script(_META_LUA)
 
@@ -82,7 +108,7 @@ class RollupStore:
             # Idempotent index of days with data, so a query over decades reads only those.
             pipe.zadd(keys.data_days(), {str(day): day for day in plan.days})
         if plan.meta:
-            meta_keys = [keys.users(), keys.app_catalogue()]
+            meta_keys = [keys.users(), keys.app_catalogue(), keys.catalogue_version()]
             await self._meta(keys=meta_keys, args=[orjson.dumps(plan.meta)], client=pipe)
         results = await pipe.execute()
         if plan.days:
@@ -118,10 +144,14 @@ class RollupStore:
 
     async def window(
         self, first_hh: int, stop_hh: int, templates: tuple[str, ...] | None, parts: Parts
-    ) -> WindowAcc:
-        """Fold half-hours ``[first_hh, stop_hh)`` of the selected templates (None = all)."""
+    ) -> WindowView:
+        """Half-hours ``[first_hh, stop_hh)`` of the selected templates (None = all).
+
+        Each day with data becomes a frame; frames are cached by the day's rollup
+        version (and the catalogue's), so only days that changed are read again.
+        """
         if stop_hh <= first_hh:
-            return WindowAcc(first_hh, stop_hh)
+            return merge_frames([])
         days = set(
             await self.data_days(first_hh // HALF_HOURS_PER_DAY, -(-stop_hh // HALF_HOURS_PER_DAY))
         )
@@ -131,10 +161,32 @@ class RollupStore:
             if day in days
         ]
         if not plans:
-            return WindowAcc(first_hh, stop_hh)
-        # Masks count half-hours from the first day with data, not from the window
-        # start: a window opening in year 1 must not make every mask a huge integer.
-        acc = WindowAcc(max(first_hh, plans[0].day * HALF_HOURS_PER_DAY), stop_hh)
+            return merge_frames([])
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.catalogue_version())
+        for plan in plans:
+            pipe.get(keys.day_version(plan.day))
+        cat_version, *day_versions = await pipe.execute()
+        frames: list[DayFrame] = []
+        stale: list[tuple[_DayPlan, tuple[object, ...], tuple[object, ...]]] = []
+        for plan, version in zip(plans, day_versions, strict=True):
+            cache_key: tuple[object, ...] = (plan.day, plan.lo, plan.hi, templates, parts)
+            stamp: tuple[object, ...] = (version, cat_version if "x" in parts else None)
+            frame = self._frames.get(cache_key, stamp)
+            if frame is None:
+                stale.append((plan, cache_key, stamp))
+            else:
+                frames.append(frame)
+        if stale:
+            built = await self._build_frames([p for p, _, _ in stale], templates, parts)
+            for (_, key, built_stamp), frame in zip(stale, built, strict=True):
+                self._frames.put(key, built_stamp, frame)
+                frames.append(frame)
+        return merge_frames(frames)
+
+    async def _build_frames(
+        self, plans: list[_DayPlan], templates: tuple[str, ...] | None, parts: Parts
+    ) -> list[DayFrame]:
         catalogue = await self.catalogue() if "x" in parts else {}
         index = await self._day_indexes(plans, templates)
         pipe = self.redis.pipeline(transaction=False)
@@ -145,14 +197,17 @@ class RollupStore:
             else:
                 readers.append(self._queue_cells(pipe, plan.day, members, templates, parts))
         results = iter(await pipe.execute())
+        out: list[DayFrame] = []
         for plan, reader in zip(plans, readers, strict=True):
+            acc = WindowAcc(plan.day * HALF_HOURS_PER_DAY, (plan.day + 1) * HALF_HOURS_PER_DAY)
             data = reader(results)
             if isinstance(data, DayCells):
                 fold_day_cells(acc, data, plan.lo, plan.hi, catalogue)
             elif not fold_aggregates(acc, data, catalogue):
                 cells = await self._cells_now(plan.day, templates, parts)
                 fold_day_cells(acc, cells, plan.lo, plan.hi, catalogue)
-        return acc
+            out.append(day_frame(acc, plan.day))
+        return out
 
     async def _day_indexes(
         self, plans: list[_DayPlan], templates: tuple[str, ...] | None

@@ -95,6 +95,23 @@ class Oracle:
             if inside and (templates is None or t in templates):
                 yield hh, t, u, cell
 
+    def intervals(
+        self, start_ns: int, end_ns: int, step_ns: int, templates: set[str] | None
+    ) -> list[tuple[int, list[str]]]:
+        """(active users, templates) per interval of ``step_ns`` from the start."""
+        out = []
+        lo = start_ns
+        while lo < end_ns:
+            hi = min(lo + step_ns, end_ns)
+            users, tpls = set(), set()
+            for _, t, u, cell in self.window(lo, hi, templates):
+                if cell.activity():
+                    users.add(u)
+                    tpls.add(t)
+            out.append((len(users), sorted(tpls)))
+            lo = hi
+        return out
+
     def summary(self, start_ns: int, end_ns: int, templates: set[str] | None) -> dict[str, object]:
         users: set[str] = set()
         tpls: set[str] = set()

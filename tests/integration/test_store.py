@@ -88,8 +88,33 @@ async def test_keys_written_by_the_scripts_are_the_ones_keys_py_names(redis_clie
         keys.day_sums(DAY),
         keys.users(),
         keys.data_days(),
+        keys.day_version(DAY),
         *(keys.day_agg(DAY, scope, part) for scope in (T1, keys.ALL) for part in "amxl"),
     }
     actual = {k.decode() for k in await redis_client.keys("*")}
     assert actual == expected
     assert all(f"{{d{DAY}}}" in k for k in actual if "{meta}" not in k)
+
+
+async def test_cached_frames_follow_catalogue_changes(redis_client: Redis) -> None:
+    from aggregators.queries import templates_report
+
+    store = RollupStore(redis_client)
+
+    def app(id_: str, time_us: int, name: str) -> AppUsageEvent:
+        return AppUsageEvent(
+            id=id_, time_us=time_us, session_id="s", user_id=U, username="u", avatar_url="",
+            template_id=T1, workspace_id="w", agent_id="g", access_method="path",
+            slug_or_port="app1", app_display_name=name, app_icon="/i.png", started_us=DAY_US,
+            ended_us=DAY_US + 3 * MIN_US, requests=1,
+        )  # fmt: skip
+
+    async def names() -> list[str]:
+        body = await templates_report(store, WHOLE_DAY, None, frozenset({"report"}), str, str)
+        return [a["display_name"] for a in body["report"]["apps_usage"][5:]]  # type: ignore[index]
+
+    await store.apply(plan_batch([app("a1", DAY_US + 3 * MIN_US, "Old name")]))
+    assert await names() == ["Old name"]
+    # same minutes (the day does not change), newer catalogue entry: the cache must notice
+    await store.apply(plan_batch([app("a2", DAY_US + 4 * MIN_US, "New name")]))
+    assert await names() == ["New name"]

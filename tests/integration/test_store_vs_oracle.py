@@ -177,7 +177,12 @@ async def _run(redis_url: str, events: list[Event], split: int) -> None:
                 end_ns = (DAY0_US + (start_min + length) * US_MIN) * 1000
                 for filt in FILTERS:
                     w = Window(start_ns, end_ns, "s", "e", filt)
-                    rep = await templates_report(store, w, 1, frozenset({"report"}), str, str)
+                    sections = frozenset({"report", "interval_reports"})
+                    rep = await templates_report(store, w, 1, sections, str, str)
+                    got = [(i["active_users"], i["template_ids"])
+                           for i in rep.get("interval_reports", [])]  # fmt: skip
+                    step = 86_400 * 10**9
+                    assert got == oracle.intervals(start_ns, end_ns, step, set(filt) or None)
                     act = await user_activity_report(store, w)
                     lat = await user_latency_report(store, w, [("p50", 0.5), ("p95", 0.95)])
                     _check(rep, act, lat, oracle.summary(start_ns, end_ns, set(filt) or None))

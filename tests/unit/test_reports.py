@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from aggregators.frames import day_frame, merge_frames
 from aggregators.reports import daily_active_users, interval_reports
 from aggregators.window import WindowAcc
 
@@ -23,10 +24,11 @@ def test_daus_use_true_local_days(offset_h: int, expected: list[tuple[int, int]]
 
 
 def test_interval_reports_list_empty_intervals_and_short_last() -> None:
-    acc = WindowAcc(first_hh=DAY * 48, stop_hh=DAY * 48 + 48 * 3)
-    acc.mark_active("u", "t", 1 << 50)  # day 2, 01:00
+    acc = WindowAcc(first_hh=(DAY + 1) * 48, stop_hh=(DAY + 2) * 48)
+    acc.mark_active("u", "t", 1 << 2)  # day 2, 01:00
+    view = merge_frames([day_frame(acc, DAY + 1)])
     day_ns = 86_400 * 10**9
     start = DAY * day_ns
-    out = interval_reports(acc, start, start + 3 * day_ns - day_ns // 2, 1, str)
+    out = interval_reports(view, start, start + 3 * day_ns - day_ns // 2, 1, str)
     assert [r["active_users"] for r in out] == [0, 1, 0]
     assert out[-1]["end_time"] == str(start + 3 * day_ns - day_ns // 2)

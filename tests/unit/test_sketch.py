@@ -9,7 +9,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregators.sketch import Bins, bin_of, merge_into, quantiles
+from aggregators.frames import day_frame, latency_quantiles, merge_frames
+from aggregators.sketch import Bins, bin_of, merge_into
+from aggregators.window import WindowAcc
+
+
+def quantiles(bins: Bins, qs: tuple[float, ...] | list[float]) -> list[float]:
+    """The production path: one user's bins through a day frame and the vectorised walk."""
+    acc = WindowAcc(0, 48)
+    if bins:
+        acc.add_latency("u", "t", {str(k): v for k, v in bins.items()})
+    _, values = latency_quantiles(merge_frames([day_frame(acc, 0)]), list(qs))
+    return [float(v) for v in values[0]] if len(values) else [-1.0 for _ in qs]
+
 
 QS = (0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999)
 

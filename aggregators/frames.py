@@ -1,0 +1,240 @@
+"""A day's share of a window as numpy arrays, and the merge of a window's days (pure).
+
+Folding (``aggregators.window``) turns one UTC day's rollups into a one-day
+``WindowAcc``; ``day_frame`` packs that into arrays over the day's users, and
+the store caches frames by the day's rollup version, so a past day is read
+and folded once.  ``merge_frames`` then combines a window's frames with
+vectorised operations over one index of all its users: the per-request cost
+is a few array operations per day instead of Python work per user and day.
+
+Everything a report needs survives the packing: active half-hour masks per
+template and user (48-bit, in int64), capped usage minutes per user, builtin
+and app totals, app run masks per user, and latency bins per user.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from aggregators.sketch import bin_value
+from aggregators.timebase import HALF_HOURS_PER_DAY
+from aggregators.window import KIND_COUNT, AppEntry, WindowAcc
+
+I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
+_LAST_BIT = np.int64(1 << (HALF_HOURS_PER_DAY - 1))
+
+
+@dataclass(frozen=True)
+class AppFrame:
+    minutes: int
+    templates: frozenset[str]
+    runs: I64  # per user of the frame: half-hours with minutes of this entry
+
+
+@dataclass(frozen=True)
+class DayFrame:
+    day: int
+    users: tuple[str, ...]
+    templates: tuple[str, ...]
+    active: I64  # (templates, users) active half-hour masks
+    minutes: I64  # (users,) usage minutes, capped per half-hour across the scope's templates
+    kind_minutes: tuple[int, ...]
+    kind_templates: tuple[frozenset[str], ...]
+    apps: dict[AppEntry, AppFrame]
+    lat_user: I64  # latency samples as (user index, bin, count) triplets
+    lat_bin: I64
+    lat_count: I64
+    lat_templates: Bool  # (templates, users): the user has samples in the template
+
+
+def day_frame(acc: WindowAcc, day: int) -> DayFrame:
+    """Pack a one-day accumulator (``acc.first_hh == day * 48``) into a frame."""
+    users = tuple(sorted(set(acc.active) | set(acc.latency) | set(acc.minutes)))
+    index = {u: i for i, u in enumerate(users)}
+    names = {t for per in acc.active.values() for t in per}
+    names |= {t for ts in acc.latency_templates.values() for t in ts}
+    templates = tuple(sorted(names))
+    row = {t: i for i, t in enumerate(templates)}
+    active = np.zeros((len(templates), len(users)), dtype=np.int64)
+    for user, per in acc.active.items():
+        for template, mask in per.items():
+            active[row[template], index[user]] = mask
+    minutes = np.zeros(len(users), dtype=np.int64)
+    for user, value in acc.minutes.items():
+        minutes[index[user]] = value
+    apps = {}
+    for entry, app in acc.apps.items():
+        runs = np.zeros(len(users), dtype=np.int64)
+        for user, mask in app.runs.items():
+            runs[index[user]] = mask
+        apps[entry] = AppFrame(app.minutes, frozenset(app.templates), runs)
+    lat_user, lat_bin, lat_count = [], [], []
+    for user, bins in acc.latency.items():
+        for b, c in bins.items():
+            lat_user.append(index[user])
+            lat_bin.append(int(b))
+            lat_count.append(c)
+    lat_templates = np.zeros((len(templates), len(users)), dtype=np.bool_)
+    for user, ts in acc.latency_templates.items():
+        for template in ts:
+            lat_templates[row[template], index[user]] = True
+    return DayFrame(
+        day, users, templates, active, minutes, tuple(acc.kind_minutes),
+        tuple(frozenset(t) for t in acc.kind_templates), apps,
+        np.array(lat_user, dtype=np.int64), np.array(lat_bin, dtype=np.int64),
+        np.array(lat_count, dtype=np.int64), lat_templates,
+    )  # fmt: skip
+
+
+@dataclass
+class AppTotals:
+    minutes: int
+    templates: set[str]
+    runs: int
+
+
+@dataclass
+class WindowView:
+    """A window's frames merged over one index of users and templates."""
+
+    users: list[str]
+    templates: list[str]
+    frames: list[tuple[DayFrame, I64, I64]]  # frame, user positions, template positions
+    user_templates: Bool  # (templates, users): activity in the window
+    minutes: I64
+    kind_minutes: list[int]
+    kind_templates: list[set[str]]
+    apps: dict[AppEntry, AppTotals]
+
+    def active_mask(self) -> Bool:
+        return any_along(self.user_templates, 0)
+
+
+def any_along(a: Bool, axis: int) -> Bool:
+    return np.asarray(a.any(axis=axis), dtype=np.bool_)
+
+
+def merge_frames(frames: list[DayFrame]) -> WindowView:
+    frames = sorted(frames, key=lambda f: f.day)
+    users = sorted(set().union(*(f.users for f in frames)))
+    templates = sorted(set().union(*(f.templates for f in frames)))
+    u_index = {u: i for i, u in enumerate(users)}
+    t_index = {t: i for i, t in enumerate(templates)}
+    placed = []
+    user_templates = np.zeros((len(templates), len(users)), dtype=np.bool_)
+    minutes = np.zeros(len(users), dtype=np.int64)
+    kinds = [0] * KIND_COUNT
+    kind_templates: list[set[str]] = [set() for _ in range(KIND_COUNT)]
+    for f in frames:
+        pos = np.fromiter((u_index[u] for u in f.users), dtype=np.int64, count=len(f.users))
+        tpos = np.fromiter((t_index[t] for t in f.templates), dtype=np.int64)
+        placed.append((f, pos, tpos))
+        if len(tpos) and len(pos):
+            user_templates[np.ix_(tpos, pos)] |= f.active != 0
+        minutes[pos] += f.minutes
+        for i in range(KIND_COUNT):
+            kinds[i] += f.kind_minutes[i]
+            kind_templates[i] |= f.kind_templates[i]
+    view = WindowView(users, templates, placed, user_templates, minutes, kinds, kind_templates, {})
+    view.apps = _app_totals(placed, len(users))
+    return view
+
+
+def _app_totals(placed: list[tuple[DayFrame, I64, I64]], n_users: int) -> dict[AppEntry, AppTotals]:
+    """Minutes, templates and runs of consecutive half-hours per entry.
+
+    Runs are counted per day as run starts; a run crossing midnight (bit 47 of
+    one day and bit 0 of the next) was counted twice and is joined once.
+    """
+    totals: dict[AppEntry, AppTotals] = {}
+    last_day: dict[AppEntry, tuple[int, Bool]] = {}
+    for f, pos, _ in placed:
+        for entry, app in f.apps.items():
+            runs = app.runs
+            starts = runs & ~(runs << 1)
+            count = int(np.bitwise_count(starts).sum())
+            prev = last_day.get(entry)
+            if prev is not None and prev[0] == f.day - 1:
+                count -= int((((runs & 1) != 0) & prev[1][pos]).sum())
+            ends = np.zeros(n_users, dtype=np.bool_)
+            ends[pos] = (runs & _LAST_BIT) != 0
+            last_day[entry] = (f.day, ends)
+            tot = totals.get(entry)
+            if tot is None:
+                totals[entry] = AppTotals(app.minutes, set(app.templates), count)
+            else:
+                tot.minutes += app.minutes
+                tot.templates |= app.templates
+                tot.runs += count
+    return totals
+
+
+def interval_activity(
+    view: WindowView, bounds: list[tuple[int, int]]
+) -> list[tuple[int, list[str]]]:
+    """(distinct active users, sorted templates) per interval of half-hours ``[first, stop)``."""
+    starts = [b[0] for b in bounds]
+    users: dict[int, Bool] = {}
+    templates: dict[int, set[str]] = {}
+    for f, pos, _ in view.frames:
+        base = f.day * HALF_HOURS_PER_DAY
+        i = max(0, bisect_right(starts, base) - 1)
+        while i < len(bounds) and bounds[i][0] < base + HALF_HOURS_PER_DAY:
+            lo = max(bounds[i][0] - base, 0)
+            hi = min(bounds[i][1] - base, HALF_HOURS_PER_DAY)
+            if lo < hi:
+                span = np.int64(((1 << (hi - lo)) - 1) << lo)
+                hit = (f.active & span) != 0
+                if hit.any():
+                    seen = users.setdefault(i, np.zeros(len(view.users), dtype=np.bool_))
+                    seen[pos[hit.any(axis=0)]] = True
+                    found = templates.setdefault(i, set())
+                    found.update(t for t, h in zip(f.templates, hit.any(axis=1), strict=True) if h)
+            i += 1
+    return [
+        (int(users[i].sum()) if i in users else 0, sorted(templates.get(i, ())))
+        for i in range(len(bounds))
+    ]
+
+
+def latency_quantiles(view: WindowView, qs: list[float]) -> tuple[Bool, npt.NDArray[np.float64]]:
+    """(users with samples, quantile values (users, qs)) by the rank rule of the spec.
+
+    Bins are summed per user over all days, then each requested rank is found
+    with one cumulative sum per user; values are the mapping's bin values.
+    """
+    n = len(view.users)
+    parts = [
+        (pos[f.lat_user], f.lat_bin, f.lat_count) for f, pos, _ in view.frames if len(f.lat_bin)
+    ]
+    values = np.full((n, len(qs)), -1.0)
+    if not parts:
+        return np.zeros(n, dtype=np.bool_), values
+    user = np.concatenate([p[0] for p in parts])
+    bins = np.concatenate([p[1] for p in parts])
+    counts = np.concatenate([p[2] for p in parts])
+    lo = int(bins.min())
+    width = int(bins.max()) - lo + 1
+    dense = np.bincount(user * width + (bins - lo), weights=counts, minlength=n * width)
+    dense = dense.reshape(n, width)
+    cum = np.cumsum(dense, axis=1)
+    total = cum[:, -1]
+    has = total > 0
+    for j, q in enumerate(qs):
+        rank = q * (total - 1)
+        idx = np.argmax(cum > rank[:, None], axis=1)
+        values[has, j] = [bin_value(int(k) + lo) for k in idx[has]]
+    return has, values
+
+
+def latency_templates(view: WindowView) -> Bool:
+    out = np.zeros((len(view.templates), len(view.users)), dtype=np.bool_)
+    for f, pos, tpos in view.frames:
+        if len(tpos) and len(pos):
+            out[np.ix_(tpos, pos)] |= f.lat_templates
+    return out
