@@ -9,6 +9,17 @@ from dataclasses import dataclass
 import orjson
 
 Json = dict[str, object]
+# (name, type, display_name, description, options as compact JSON): identical
+# definitions across templates form one entry; the options text breaks ties.
+DefinitionKey = tuple[str, str, str, str, str]
+BuildField = tuple[str, str, int, str]  # (template, workspace, build number, stored field name)
+
+
+@dataclass(frozen=True)
+class ParamUse:
+    key: DefinitionKey
+    options: list[Json]
+    value: str
 
 
 @dataclass(frozen=True)
@@ -17,7 +28,28 @@ class StoredBuild:
     workspace_id: str
     build_number: int
     time_us: int
-    parameters: tuple[Json, ...]  # {name, type, display_name, description, options, value}
+    parameters: tuple[ParamUse, ...]
+
+
+def param_uses(raw: Iterable[Json]) -> tuple[ParamUse, ...]:
+    """Normalise a build's parameters once, when the build is decoded (then cached)."""
+    out = []
+    for p in raw:
+        opts = _options(p)
+        key = (
+            str(p.get("name", "")),
+            str(p.get("type", "")),
+            str(p.get("display_name", "")),
+            str(p.get("description", "")),
+            orjson.dumps(opts).decode(),
+        )
+        out.append(ParamUse(key, opts, str(p.get("value", ""))))
+    return tuple(out)
+
+
+def parse_build_field(name: str) -> BuildField:
+    template, workspace, number = name.split("|")
+    return template, workspace, int(number), name
 
 
 def latest_builds(
@@ -38,7 +70,9 @@ def latest_builds(
 
 
 def candidate_build_fields(
-    fields_by_day: dict[int, list[str]], interior_days: set[int], templates: frozenset[str] | None
+    fields_by_day: dict[int, list[BuildField]],
+    interior_days: set[int],
+    templates: frozenset[str] | None,
 ) -> dict[int, list[str]]:
     """Which stored builds (``template|workspace|build_number`` fields) can win a window.
 
@@ -48,17 +82,17 @@ def candidate_build_fields(
     """
     best: dict[tuple[str, str], tuple[int, int, str]] = {}
     out: dict[int, list[str]] = {}
-    for day, names in fields_by_day.items():
-        for name in names:
-            template, workspace, number = name.split("|")
+    for day, fields in fields_by_day.items():
+        edge = day not in interior_days
+        for template, workspace, number, name in fields:
             if templates is not None and template not in templates:
                 continue
-            if day not in interior_days:
+            if edge:
                 out.setdefault(day, []).append(name)
                 continue
             cur = best.get((template, workspace))
-            if cur is None or int(number) > cur[0]:
-                best[template, workspace] = (int(number), day, name)
+            if cur is None or number > cur[0]:
+                best[template, workspace] = (number, day, name)
     for _, day, name in best.values():
         out.setdefault(day, []).append(name)
     return out
@@ -80,24 +114,15 @@ def _options(param: Json) -> list[Json]:
 
 def parameters_usage(builds: Iterable[StoredBuild], describe: Callable[[str], str]) -> list[Json]:
     """Group identical parameter definitions across templates and count their values."""
-    groups: dict[tuple[str, str, str, str, str], set[str]] = defaultdict(set)
-    values: dict[tuple[str, str, str, str, str], dict[str, int]] = defaultdict(dict)
-    options: dict[tuple[str, str, str, str, str], list[Json]] = {}
+    groups: dict[DefinitionKey, set[str]] = defaultdict(set)
+    values: dict[DefinitionKey, dict[str, int]] = defaultdict(dict)
+    options: dict[DefinitionKey, list[Json]] = {}
     for b in builds:
-        for p in b.parameters:
-            opts = _options(p)
-            key = (
-                str(p.get("name", "")),
-                str(p.get("type", "")),
-                str(p.get("display_name", "")),
-                str(p.get("description", "")),
-                orjson.dumps(opts).decode(),
-            )
-            groups[key].add(b.template_id)
-            options[key] = opts
-            counts = values[key]
-            value = str(p.get("value", ""))
-            counts[value] = counts.get(value, 0) + 1
+        for use in b.parameters:
+            groups[use.key].add(b.template_id)
+            options[use.key] = use.options
+            counts = values[use.key]
+            counts[use.value] = counts.get(use.value, 0) + 1
     out: list[Json] = []
     for key in sorted(groups):
         name, type_, display, description, _ = key

@@ -21,7 +21,13 @@ from aggregators import keys
 from aggregators.frames import DayFrame, WindowView, day_frame, merge_frames
 from aggregators.keys import SEP
 from aggregators.ops import BatchPlan
-from aggregators.parameters import StoredBuild, candidate_build_fields
+from aggregators.parameters import (
+    BuildField,
+    StoredBuild,
+    candidate_build_fields,
+    param_uses,
+    parse_build_field,
+)
 from aggregators.reports import Profile
 from aggregators.timebase import HALF_HOURS_PER_DAY, MS_PER_DAY, day_span
 from aggregators.window import (
@@ -88,6 +94,9 @@ class RollupStore:
     def __init__(self, redis: Redis, frame_cache_size: int = 512) -> None:
         self.redis = redis
         self._frames = _FrameCache(frame_cache_size)
+        # day -> (version, parsed build fields, decoded builds by field): builds of a day
+        # are listed and decoded once per day version
+        self._builds: dict[int, tuple[object, list[BuildField], dict[str, StoredBuild]]] = {}
         self._rollup = redis.register_script(_ROLLUP_LUA)
         self._meta = redis.register_script(_META_LUA)
 
@@ -331,26 +340,43 @@ class RollupStore:
     ) -> list[StoredBuild]:
         """Candidate builds of the window: each workspace's top build of the days lying wholly
         inside it, plus every build of the edge days (their exact times decide).  Only these
-        are decoded; ``parameters.latest_builds`` makes the final choice."""
-        first_day = start_ns // NS_PER_DAY
-        stop_day = -(-end_ns // NS_PER_DAY)
-        days = await self.data_days(first_day, stop_day)
+        are decoded, once per day version; ``parameters.latest_builds`` makes the final choice.
+        """
+        days = await self.data_days(start_ns // NS_PER_DAY, -(-end_ns // NS_PER_DAY))
         pipe = self.redis.pipeline(transaction=False)
         for day in days:
+            pipe.get(keys.day_version(day))
+        versions = dict(zip(days, await pipe.execute(), strict=True))
+        stale = [d for d in days if d not in self._builds or self._builds[d][0] != versions[d]]
+        pipe = self.redis.pipeline(transaction=False)
+        for day in stale:
             pipe.hkeys(keys.day_builds(day))
-        replies = await pipe.execute()
-        fields = {day: [_s(f) for f in raw] for day, raw in zip(days, replies, strict=True)}
+        for day, raw in zip(stale, await pipe.execute(), strict=True):
+            self._builds[day] = (versions[day], [parse_build_field(_s(f)) for f in raw], {})
+        fields = {d: self._builds[d][1] for d in days}
         interior = {d for d in days if start_ns <= d * NS_PER_DAY <= end_ns - NS_PER_DAY}
         wanted = candidate_build_fields(fields, interior, templates)
+        missing = {
+            d: [n for n in names if n not in self._builds[d][2]] for d, names in wanted.items()
+        }
+        missing = {d: names for d, names in missing.items() if names}
         pipe = self.redis.pipeline(transaction=False)
-        for day, names in wanted.items():
+        for day, names in missing.items():
             pipe.hmget(keys.day_builds(day), names)
-        out: list[StoredBuild] = []
-        for names, values in zip(wanted.values(), await pipe.execute(), strict=True):
+        for (day, names), values in zip(missing.items(), await pipe.execute(), strict=True):
+            decoded = self._builds[day][2]
             for name, value in zip(names, values, strict=True):
                 if value is not None:
-                    out.append(_stored_build(name, value))
-        return out
+                    decoded[name] = _stored_build(name, value)
+        self._trim_builds()
+        return [
+            self._builds[d][2][n] for d, names in wanted.items() for n in names
+            if n in self._builds[d][2]
+        ]  # fmt: skip
+
+    def _trim_builds(self, keep_days: int = 400) -> None:
+        while len(self._builds) > keep_days:
+            self._builds.pop(next(iter(self._builds)))
 
 
 def _stored_build(name: str, value: Any) -> StoredBuild:
@@ -361,5 +387,5 @@ def _stored_build(name: str, value: Any) -> StoredBuild:
         workspace,
         int(payload["build_number"]),
         int(payload["time_us"]),
-        tuple(payload["parameters"]),
+        param_uses(payload["parameters"]),
     )
