@@ -227,9 +227,19 @@ def latency_quantiles(view: WindowView, qs: list[float]) -> tuple[Bool, npt.NDAr
     has = total > 0
     for j, q in enumerate(qs):
         rank = q * (total - 1)
-        idx = np.argmax(cum > rank[:, None], axis=1)
-        values[has, j] = [bin_value(int(k) + lo) for k in idx[has]]
+        idx = np.argmax(cum > rank[:, None], axis=1)[has]
+        keys, inverse = np.unique(idx, return_inverse=True)
+        table = np.array([bin_value(int(k) + lo) for k in keys])
+        values[has, j] = table[inverse]
     return has, values
+
+
+def latency_sampled(view: WindowView) -> Bool:
+    """Users with at least one latency sample in the window."""
+    out = np.zeros(len(view.users), dtype=np.bool_)
+    for f, pos, _ in view.frames:
+        out[pos[f.lat_user[f.lat_count > 0]]] = True
+    return out
 
 
 def latency_templates(view: WindowView) -> Bool:

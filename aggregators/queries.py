@@ -26,7 +26,7 @@ from aggregators.reports import (
     utc_days_for_local,
 )
 from aggregators.store import Parts, RollupStore
-from aggregators.timebase import MS_PER_DAY, window_half_hours
+from aggregators.timebase import HALF_HOURS_PER_DAY, MS_PER_DAY, window_half_hours
 
 NS_PER_MS = 1_000_000
 DAU_DAYS = 61
@@ -115,5 +115,7 @@ async def daus_report(store: RollupStore, now_ms: int, offset_h: int) -> list[tu
     """``(local epoch day, amount)`` for the 60 local days before today and today."""
     today = (now_ms + offset_h * 3_600_000) // MS_PER_DAY
     first = today - (DAU_DAYS - 1)
-    masks = await store.activity_masks(utc_days_for_local(first, DAU_DAYS, offset_h))  # type: ignore[arg-type]
-    return daily_active_users(masks, first, DAU_DAYS, offset_h)
+    utc_days = utc_days_for_local(first, DAU_DAYS, offset_h)
+    hh = HALF_HOURS_PER_DAY
+    view = await store.window(utc_days.start * hh, utc_days.stop * hh, None, frozenset({"a"}))
+    return daily_active_users(view, first, DAU_DAYS, offset_h)

@@ -7,7 +7,7 @@ format.  Lists are never ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -19,6 +19,7 @@ from aggregators.frames import (
     any_along,
     interval_activity,
     latency_quantiles,
+    latency_sampled,
     latency_templates,
 )
 from aggregators.timebase import MS_PER_HALF_HOUR
@@ -135,8 +136,7 @@ def user_activity(
 
 
 def latency_users(view: WindowView) -> list[str]:
-    has, _ = latency_quantiles(view, [])
-    return [view.users[i] for i in np.flatnonzero(has | view.active_mask())]
+    return [view.users[i] for i in np.flatnonzero(latency_sampled(view) | view.active_mask())]
 
 
 def user_latency(
@@ -173,29 +173,30 @@ def _number(value: float) -> float | int:
 
 
 def daily_active_users(
-    masks_by_day: Mapping[int, Mapping[str, int]], first_local_day: int, days: int, offset_h: int
+    view: WindowView, first_local_day: int, days: int, offset_h: int
 ) -> list[tuple[int, int]]:
     """Distinct active users per local day ``[D 00:00, D+1 00:00)`` at ``offset_h`` east of UTC.
 
-    ``masks_by_day`` maps UTC day -> user -> 48-bit active half-hour mask (all
-    templates).  Returns ``(local epoch day, amount)`` for ``days`` local days.
+    ``view`` holds whole UTC days (all templates); a UTC day's half-hours fall on
+    two local days, split where local midnight falls.  Returns ``(local epoch day,
+    amount)`` for ``days`` local days.
     """
     shift = offset_h * 2  # half-hours to add to UTC to get local time
-    seen: list[set[str]] = [set() for _ in range(days)]
-    for utc_day, users in masks_by_day.items():
-        local_day, phase = divmod(utc_day * 48 + shift, 48)
-        split = 48 - phase  # bits [0, split) fall on local_day, the rest on the next one
-        low_mask = (1 << split) - 1
-        for part, mask_filter in ((local_day, low_mask), (local_day + 1, ~low_mask)):
+    seen = np.zeros((days, len(view.users)), dtype=np.bool_)
+    for f, pos, _ in view.frames:
+        if not len(f.templates):
+            continue
+        any_template = np.bitwise_or.reduce(f.active, axis=0)
+        local_day, phase = divmod(f.day * 48 + shift, 48)
+        low = np.int64((1 << (48 - phase)) - 1)  # bits before local midnight
+        for part, hit in ((local_day, any_template & low), (local_day + 1, any_template & ~low)):
             idx = part - first_local_day
-            if not 0 <= idx < days:
-                continue
-            bucket = seen[idx]
-            bucket.update(u for u, mask in users.items() if mask & mask_filter)
-    return [(first_local_day + i, len(s)) for i, s in enumerate(seen)]
+            if 0 <= idx < days:
+                seen[idx, pos[hit != 0]] = True
+    return [(first_local_day + i, int(n)) for i, n in enumerate(seen.sum(axis=1))]
 
 
-def utc_days_for_local(first_local_day: int, days: int, offset_h: int) -> Iterable[int]:
+def utc_days_for_local(first_local_day: int, days: int, offset_h: int) -> range:
     """UTC days overlapping local days ``[first, first + days)`` at ``offset_h``."""
     lo = first_local_day - (1 if offset_h > 0 else 0)
     hi = first_local_day + days + (1 if offset_h < 0 else 0)

@@ -324,17 +324,6 @@ class RollupStore:
         result: DayCells = read(iter(await pipe.execute()))
         return result
 
-    async def activity_masks(self, span: range) -> dict[int, dict[str, int]]:
-        """UTC day -> user -> 48-bit active half-hour mask over all templates."""
-        days = await self.data_days(span.start, span.stop)
-        pipe = self.redis.pipeline(transaction=False)
-        for day in days:
-            pipe.hgetall(keys.day_agg(day, keys.ALL, "a"))
-        out: dict[int, dict[str, int]] = {}
-        for day, raw in zip(days, await pipe.execute(), strict=True):
-            out[day] = {_s(u): int(m) for u, m in raw.items()}
-        return out
-
     async def builds(
         self, start_ns: int, end_ns: int, templates: frozenset[str] | None
     ) -> list[StoredBuild]:

@@ -19,8 +19,11 @@ DAY = 19_000
     ],
 )
 def test_daus_use_true_local_days(offset_h: int, expected: list[tuple[int, int]]) -> None:
-    masks = {DAY: {"a": 1 << 47, "b": 1}}
-    assert daily_active_users(masks, DAY - 1, 3, offset_h) == expected
+    acc = WindowAcc(DAY * 48, DAY * 48 + 48)
+    acc.mark_active("a", "t", 1 << 47)
+    acc.mark_active("b", "t", 1)
+    view = merge_frames([day_frame(acc, DAY)])
+    assert daily_active_users(view, DAY - 1, 3, offset_h) == expected
 
 
 def test_interval_reports_list_empty_intervals_and_short_last() -> None:
