@@ -6,6 +6,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import orjson
 
 Json = dict[str, object]
@@ -69,32 +71,68 @@ def latest_builds(
     return list(best.values())
 
 
+@dataclass(frozen=True)
+class DayBuilds:
+    """One day's stored builds as arrays: ids of (template, workspace) and of templates."""
+
+    names: list[str]
+    keys: npt.NDArray[np.int64]
+    templates: npt.NDArray[np.int64]
+    numbers: npt.NDArray[np.int64]
+
+
+def index_day_builds(fields: list[BuildField], intern: dict[tuple[str, ...], int]) -> DayBuilds:
+    """``intern`` gives process-wide ids, so arrays of different days compare."""
+
+    def ids(items: list[tuple[str, ...]]) -> npt.NDArray[np.int64]:
+        return np.array([intern.setdefault(i, len(intern)) for i in items], dtype=np.int64)
+
+    return DayBuilds(
+        [f[3] for f in fields],
+        ids([(f[0], f[1]) for f in fields]),
+        ids([(f[0],) for f in fields]),
+        np.array([f[2] for f in fields], dtype=np.int64),
+    )
+
+
 def candidate_build_fields(
-    fields_by_day: dict[int, list[BuildField]],
+    days: dict[int, DayBuilds],
     interior_days: set[int],
-    templates: frozenset[str] | None,
+    selected: npt.NDArray[np.int64] | None,
 ) -> dict[int, list[str]]:
     """Which stored builds (``template|workspace|build_number`` fields) can win a window.
 
     On days wholly inside the window every build qualifies, so only each workspace's
     greatest build number there can win; edge days keep all their builds because
-    their exact times still decide.
+    their exact times still decide.  ``selected`` holds the interned ids of the
+    filter's templates (None: all).
     """
-    best: dict[tuple[str, str], tuple[int, int, str]] = {}
     out: dict[int, list[str]] = {}
-    for day, fields in fields_by_day.items():
-        edge = day not in interior_days
-        for template, workspace, number, name in fields:
-            if templates is not None and template not in templates:
-                continue
-            if edge:
-                out.setdefault(day, []).append(name)
-                continue
-            cur = best.get((template, workspace))
-            if cur is None or number > cur[0]:
-                best[template, workspace] = (number, day, name)
-    for _, day, name in best.values():
-        out.setdefault(day, []).append(name)
+    inner: list[tuple[int, DayBuilds]] = []
+    for day, db in days.items():
+        keep = np.ones(len(db.names), dtype=np.bool_)
+        if selected is not None:
+            keep = np.isin(db.templates, selected)
+        if day in interior_days:
+            inner.append((day, db))
+        elif keep.any():
+            out[day] = [db.names[i] for i in np.flatnonzero(keep)]
+    if not inner:
+        return out
+    keys = np.concatenate([db.keys for _, db in inner])
+    numbers = np.concatenate([db.numbers for _, db in inner])
+    owner = np.concatenate([np.full(len(db.names), i) for i, (_, db) in enumerate(inner)])
+    local = np.concatenate([np.arange(len(db.names)) for _, db in inner])
+    if selected is not None:
+        chosen = np.isin(np.concatenate([db.templates for _, db in inner]), selected)
+        keys, numbers, owner, local = keys[chosen], numbers[chosen], owner[chosen], local[chosen]
+    order = np.lexsort((numbers, keys))  # by workspace, then build number
+    ordered = keys[order]
+    last = np.ones(len(order), dtype=np.bool_)
+    last[:-1] = ordered[1:] != ordered[:-1]
+    for w in order[last]:
+        day, db = inner[owner[w]]
+        out.setdefault(day, []).append(db.names[local[w]])
     return out
 
 

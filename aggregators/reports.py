@@ -7,7 +7,7 @@ format.  Lists are never ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -116,20 +116,29 @@ def interval_reports(
     ]
 
 
+def _template_lists(view: WindowView, matrix: Bool, users: Iterable[int]) -> list[list[str]]:
+    """Per listed user, the templates whose row is set (one pass, no per-user array ops)."""
+    rows = matrix.T.tolist()
+    return [[t for t, hit in zip(view.templates, rows[i], strict=True) if hit] for i in users]
+
+
 def user_activity(
     view: WindowView, profiles: Mapping[str, Profile]
 ) -> tuple[list[str], list[Json]]:
     users: list[Json] = []
-    for i in np.flatnonzero(view.active_mask()):
+    listed = np.flatnonzero(view.active_mask()).tolist()
+    per_user = _template_lists(view, view.user_templates, listed)
+    minutes = view.minutes.tolist()
+    for i, templates in zip(listed, per_user, strict=True):
         user = view.users[i]
         prof = profiles.get(user, Profile())
         users.append(
             {
-                "template_ids": _templates_of(view, view.user_templates[:, i]),
+                "template_ids": templates,
                 "user_id": user,
                 "username": prof.username,
                 "avatar_url": prof.avatar_url,
-                "seconds": int(view.minutes[i]) * SECONDS_PER_MINUTE,
+                "seconds": minutes[i] * SECONDS_PER_MINUTE,
             }
         )
     return active_templates(view), users
@@ -149,18 +158,21 @@ def user_latency(
     with_samples = latency_templates(view)
     templates = view.user_templates | (with_samples & has)
     users: list[Json] = []
-    for i in np.flatnonzero(listed):
+    rows = np.flatnonzero(listed).tolist()
+    per_user = _template_lists(view, templates, rows)
+    table = values.tolist()
+    for i, user_templates in zip(rows, per_user, strict=True):
         user = view.users[i]
         prof = profiles.get(user, Profile())
-        row = values[i]
+        row = table[i]
         users.append(
             {
-                "template_ids": _templates_of(view, templates[:, i]),
+                "template_ids": user_templates,
                 "user_id": user,
                 "username": prof.username,
                 "avatar_url": prof.avatar_url,
                 "latency_ms": {
-                    name: _number(float(v)) for (name, _), v in zip(percentiles, row, strict=True)
+                    name: _number(v) for (name, _), v in zip(percentiles, row, strict=True)
                 },
             }
         )

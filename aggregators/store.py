@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import numpy as np
 import orjson
 from redis.asyncio import Redis
 
@@ -22,9 +23,10 @@ from aggregators.frames import DayFrame, WindowView, day_frame, merge_frames
 from aggregators.keys import SEP
 from aggregators.ops import BatchPlan
 from aggregators.parameters import (
-    BuildField,
+    DayBuilds,
     StoredBuild,
     candidate_build_fields,
+    index_day_builds,
     param_uses,
     parse_build_field,
 )
@@ -96,7 +98,8 @@ class RollupStore:
         self._frames = _FrameCache(frame_cache_size)
         # day -> (version, parsed build fields, decoded builds by field): builds of a day
         # are listed and decoded once per day version
-        self._builds: dict[int, tuple[object, list[BuildField], dict[str, StoredBuild]]] = {}
+        self._builds: dict[int, tuple[object, DayBuilds, dict[str, StoredBuild]]] = {}
+        self._intern: dict[tuple[str, ...], int] = {}
         self._rollup = redis.register_script(_ROLLUP_LUA)
         self._meta = redis.register_script(_META_LUA)
 
@@ -341,10 +344,15 @@ class RollupStore:
         for day in stale:
             pipe.hkeys(keys.day_builds(day))
         for day, raw in zip(stale, await pipe.execute(), strict=True):
-            self._builds[day] = (versions[day], [parse_build_field(_s(f)) for f in raw], {})
-        fields = {d: self._builds[d][1] for d in days}
+            fields = [parse_build_field(_s(f)) for f in raw]
+            self._builds[day] = (versions[day], index_day_builds(fields, self._intern), {})
+        indexed = {d: self._builds[d][1] for d in days}
         interior = {d for d in days if start_ns <= d * NS_PER_DAY <= end_ns - NS_PER_DAY}
-        wanted = candidate_build_fields(fields, interior, templates)
+        selected = None
+        if templates is not None:
+            ids = [self._intern[(t,)] for t in templates if (t,) in self._intern]
+            selected = np.array(ids, dtype=np.int64)
+        wanted = candidate_build_fields(indexed, interior, selected)
         missing = {
             d: [n for n in names if n not in self._builds[d][2]] for d, names in wanted.items()
         }
@@ -363,7 +371,10 @@ class RollupStore:
             if n in self._builds[d][2]
         ]  # fmt: skip
 
-    def _trim_builds(self, keep_days: int = 400) -> None:
+    def _trim_builds(self, keep_days: int = 400, max_ids: int = 2_000_000) -> None:
+        if len(self._intern) > max_ids:  # ids and the arrays using them go together
+            self._intern.clear()
+            self._builds.clear()
         while len(self._builds) > keep_days:
             self._builds.pop(next(iter(self._builds)))
 
