@@ -36,10 +36,37 @@ class AppFrame:
     runs: I64  # per user of the frame: half-hours with minutes of this entry
 
 
+class UserIndex:
+    """Process-wide integer ids of user ids, so frames of different days align by array ops."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._names: list[str] = []
+
+    def ids(self, users: tuple[str, ...]) -> I64:
+        get = self._ids.get
+        out = np.empty(len(users), dtype=np.int64)
+        for i, user in enumerate(users):
+            uid = get(user)
+            if uid is None:
+                uid = self._ids[user] = len(self._names)
+                self._names.append(user)
+            out[i] = uid
+        return out
+
+    def names(self, ids: I64) -> list[str]:
+        names = self._names
+        return [names[i] for i in ids.tolist()]
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 @dataclass(frozen=True)
 class DayFrame:
     day: int
     users: tuple[str, ...]
+    user_ids: I64  # the users' ids in the store's UserIndex
     templates: tuple[str, ...]
     active: I64  # (templates, users) active half-hour masks
     minutes: I64  # (users,) usage minutes, capped per half-hour across the scope's templates
@@ -52,7 +79,7 @@ class DayFrame:
     lat_templates: Bool  # (templates, users): the user has samples in the template
 
 
-def day_frame(acc: WindowAcc, day: int) -> DayFrame:
+def day_frame(acc: WindowAcc, day: int, index_of: UserIndex) -> DayFrame:
     """Pack a one-day accumulator (``acc.first_hh == day * 48``) into a frame."""
     users = tuple(sorted(set(acc.active) | set(acc.latency) | set(acc.minutes)))
     index = {u: i for i, u in enumerate(users)}
@@ -84,7 +111,7 @@ def day_frame(acc: WindowAcc, day: int) -> DayFrame:
         for template in ts:
             lat_templates[row[template], index[user]] = True
     return DayFrame(
-        day, users, templates, active, minutes, tuple(acc.kind_minutes),
+        day, users, index_of.ids(users), templates, active, minutes, tuple(acc.kind_minutes),
         tuple(frozenset(t) for t in acc.kind_templates), apps,
         np.array(lat_user, dtype=np.int64), np.array(lat_bin, dtype=np.int64),
         np.array(lat_count, dtype=np.int64), lat_templates,
@@ -119,11 +146,15 @@ def any_along(a: Bool, axis: int) -> Bool:
     return np.asarray(a.any(axis=axis), dtype=np.bool_)
 
 
-def merge_frames(frames: list[DayFrame]) -> WindowView:
+def merge_frames(frames: list[DayFrame], index_of: UserIndex) -> WindowView:
     frames = sorted(frames, key=lambda f: f.day)
-    users = sorted(set().union(*(f.users for f in frames)))
+    ids = np.unique(np.concatenate([f.user_ids for f in frames] or [np.empty(0, np.int64)]))
+    names = index_of.names(ids)
+    by_name = np.array(sorted(range(len(names)), key=names.__getitem__), dtype=np.int64)
+    users = [names[i] for i in by_name.tolist()]
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[by_name] = np.arange(len(ids))  # position of each (sorted) id in the name order
     templates = sorted(set().union(*(f.templates for f in frames)))
-    u_index = {u: i for i, u in enumerate(users)}
     t_index = {t: i for i, t in enumerate(templates)}
     placed = []
     user_templates = np.zeros((len(templates), len(users)), dtype=np.bool_)
@@ -131,7 +162,7 @@ def merge_frames(frames: list[DayFrame]) -> WindowView:
     kinds = [0] * KIND_COUNT
     kind_templates: list[set[str]] = [set() for _ in range(KIND_COUNT)]
     for f in frames:
-        pos = np.fromiter((u_index[u] for u in f.users), dtype=np.int64, count=len(f.users))
+        pos = rank[np.searchsorted(ids, f.user_ids)]
         tpos = np.fromiter((t_index[t] for t in f.templates), dtype=np.int64)
         placed.append((f, pos, tpos))
         if len(tpos) and len(pos):

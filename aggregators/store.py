@@ -19,7 +19,7 @@ import orjson
 from redis.asyncio import Redis
 
 from aggregators import keys
-from aggregators.frames import DayFrame, WindowView, day_frame, merge_frames
+from aggregators.frames import DayFrame, UserIndex, WindowView, day_frame, merge_frames
 from aggregators.keys import SEP
 from aggregators.ops import BatchPlan
 from aggregators.parameters import (
@@ -96,6 +96,7 @@ class RollupStore:
     def __init__(self, redis: Redis, frame_cache_size: int = 512) -> None:
         self.redis = redis
         self._frames = _FrameCache(frame_cache_size)
+        self._users = UserIndex()
         # day -> (version, parsed build fields, decoded builds by field): builds of a day
         # are listed and decoded once per day version
         self._builds: dict[int, tuple[object, DayBuilds, dict[str, StoredBuild]]] = {}
@@ -163,7 +164,7 @@ class RollupStore:
         version (and the catalogue's), so only days that changed are read again.
         """
         if stop_hh <= first_hh:
-            return merge_frames([])
+            return merge_frames([], self._users)
         days = set(
             await self.data_days(first_hh // HALF_HOURS_PER_DAY, -(-stop_hh // HALF_HOURS_PER_DAY))
         )
@@ -173,7 +174,7 @@ class RollupStore:
             if day in days
         ]
         if not plans:
-            return merge_frames([])
+            return merge_frames([], self._users)
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.catalogue_version())
         for plan in plans:
@@ -194,7 +195,7 @@ class RollupStore:
             for (_, key, built_stamp), frame in zip(stale, built, strict=True):
                 self._frames.put(key, built_stamp, frame)
                 frames.append(frame)
-        return merge_frames(frames)
+        return merge_frames(frames, self._users)
 
     async def _build_frames(
         self, plans: list[_DayPlan], templates: tuple[str, ...] | None, parts: Parts
@@ -218,7 +219,7 @@ class RollupStore:
             elif not fold_aggregates(acc, data, catalogue):
                 cells = await self._cells_now(plan.day, templates, parts)
                 fold_day_cells(acc, cells, plan.lo, plan.hi, catalogue)
-            out.append(day_frame(acc, plan.day))
+            out.append(day_frame(acc, plan.day, self._users))
         return out
 
     async def _day_indexes(

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from aggregators.frames import day_frame, merge_frames
+from aggregators.frames import UserIndex, day_frame, merge_frames
 from aggregators.reports import daily_active_users, interval_reports
 from aggregators.window import WindowAcc
 
 DAY = 19_000
+USERS = UserIndex()
 
 
 @pytest.mark.parametrize(
@@ -22,14 +23,14 @@ def test_daus_use_true_local_days(offset_h: int, expected: list[tuple[int, int]]
     acc = WindowAcc(DAY * 48, DAY * 48 + 48)
     acc.mark_active("a", "t", 1 << 47)
     acc.mark_active("b", "t", 1)
-    view = merge_frames([day_frame(acc, DAY)])
+    view = merge_frames([day_frame(acc, DAY, USERS)], USERS)
     assert daily_active_users(view, DAY - 1, 3, offset_h) == expected
 
 
 def test_interval_reports_list_empty_intervals_and_short_last() -> None:
     acc = WindowAcc(first_hh=(DAY + 1) * 48, stop_hh=(DAY + 2) * 48)
     acc.mark_active("u", "t", 1 << 2)  # day 2, 01:00
-    view = merge_frames([day_frame(acc, DAY + 1)])
+    view = merge_frames([day_frame(acc, DAY + 1, USERS)], USERS)
     day_ns = 86_400 * 10**9
     start = DAY * day_ns
     out = interval_reports(view, start, start + 3 * day_ns - day_ns // 2, 1, str)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aggregators.frames import day_frame, latency_quantiles, merge_frames
+from aggregators.frames import UserIndex, day_frame, latency_quantiles, merge_frames
 from aggregators.sketch import Bins, bin_of, merge_into
 from aggregators.window import WindowAcc
 
@@ -19,10 +19,11 @@ def quantiles(bins: Bins, qs: tuple[float, ...] | list[float]) -> list[float]:
     acc = WindowAcc(0, 48)
     if bins:
         acc.add_latency("u", "t", {str(k): v for k, v in bins.items()})
-    _, values = latency_quantiles(merge_frames([day_frame(acc, 0)]), list(qs))
+    _, values = latency_quantiles(merge_frames([day_frame(acc, 0, USERS)], USERS), list(qs))
     return [float(v) for v in values[0]] if len(values) else [-1.0 for _ in qs]
 
 
+USERS = UserIndex()
 QS = (0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999)
 
 
