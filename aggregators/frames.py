@@ -137,6 +137,14 @@ class WindowView:
     kind_minutes: list[int]
     kind_templates: list[set[str]]
     apps: dict[AppEntry, AppTotals]
+    ids: I64  # sorted user ids of the window; users[rank[i]] has id ids[i]
+    rank: I64
+    latency_block: LatencyBlock | None = None  # samples of some frames, summed ahead
+
+    def positions(self, ids: I64) -> I64:
+        """Positions in ``users`` of the given user ids (all must be in the window)."""
+        out: I64 = self.rank[np.searchsorted(self.ids, ids)]
+        return out
 
     def active_mask(self) -> Bool:
         return any_along(self.user_templates, 0)
@@ -171,7 +179,9 @@ def merge_frames(frames: list[DayFrame], index_of: UserIndex) -> WindowView:
         for i in range(KIND_COUNT):
             kinds[i] += f.kind_minutes[i]
             kind_templates[i] |= f.kind_templates[i]
-    view = WindowView(users, templates, placed, user_templates, minutes, kinds, kind_templates, {})
+    view = WindowView(
+        users, templates, placed, user_templates, minutes, kinds, kind_templates, {}, ids, rank
+    )
     view.apps = _app_totals(placed, len(users))
     return view
 
@@ -233,26 +243,69 @@ def interval_activity(
     ]
 
 
+@dataclass(frozen=True)
+class LatencyBlock:
+    """The latency samples of a set of days, summed per user and bin.
+
+    The store sums the days that no longer change into one block (cached by
+    their versions), so a request adds only the recent days' samples to it.
+    """
+
+    days: frozenset[int]
+    ids: I64  # sorted user ids
+    lo: int  # bin of column 0
+    dense: npt.NDArray[np.float64]  # (users, bins) sample counts
+
+
+def _triplets(frames: list[tuple[DayFrame, I64]]) -> tuple[I64, I64, npt.NDArray[np.float64]]:
+    parts = [(pos[f.lat_user], f.lat_bin, f.lat_count) for f, pos in frames if len(f.lat_bin)]
+    if not parts:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0)
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]).astype(np.float64),
+    )
+
+
+def latency_block(frames: list[DayFrame]) -> LatencyBlock:
+    ids = np.unique(np.concatenate([f.user_ids for f in frames] or [np.empty(0, np.int64)]))
+    user, bins, counts = _triplets([(f, np.searchsorted(ids, f.user_ids)) for f in frames])
+    lo = int(bins.min()) if len(bins) else 0
+    width = int(bins.max()) - lo + 1 if len(bins) else 1
+    flat = user * width + (bins - lo)
+    dense = np.asarray(np.bincount(flat, weights=counts, minlength=len(ids) * width), np.float64)
+    return LatencyBlock(frozenset(f.day for f in frames), ids, lo, dense.reshape(len(ids), width))
+
+
 def latency_quantiles(view: WindowView, qs: list[float]) -> tuple[Bool, npt.NDArray[np.float64]]:
     """(users with samples, quantile values (users, qs)) by the rank rule of the spec.
 
-    Bins are summed per user over all days, then each requested rank is found
-    with one cumulative sum per user; values are the mapping's bin values.
+    Bins are summed per user over all days (the view's ``latency_block`` holds
+    some of them already), then each requested rank is found with one
+    cumulative sum per user; values are the mapping's bin values.
     """
     n = len(view.users)
-    parts = [
-        (pos[f.lat_user], f.lat_bin, f.lat_count) for f, pos, _ in view.frames if len(f.lat_bin)
-    ]
+    block = view.latency_block
+    rest = [(f, pos) for f, pos, _ in view.frames if block is None or f.day not in block.days]
+    user, bins, counts = _triplets(rest)
     values = np.full((n, len(qs)), -1.0)
-    if not parts:
+    lows = [int(bins.min())] if len(bins) else []
+    highs = [int(bins.max())] if len(bins) else []
+    if block is not None and block.dense.size:
+        lows.append(block.lo)
+        highs.append(block.lo + block.dense.shape[1] - 1)
+    if not lows:
         return np.zeros(n, dtype=np.bool_), values
-    user = np.concatenate([p[0] for p in parts])
-    bins = np.concatenate([p[1] for p in parts])
-    counts = np.concatenate([p[2] for p in parts])
-    lo = int(bins.min())
-    width = int(bins.max()) - lo + 1
-    dense = np.bincount(user * width + (bins - lo), weights=counts, minlength=n * width)
+    lo = min(lows)
+    width = max(highs) - lo + 1
+    flat_index = user * width + (bins - lo)
+    dense = np.asarray(np.bincount(flat_index, weights=counts, minlength=n * width), np.float64)
     dense = dense.reshape(n, width)
+    if block is not None and block.dense.size:
+        start = block.lo - lo
+        dense[view.positions(block.ids), start : start + block.dense.shape[1]] += block.dense
     cum = np.cumsum(dense, axis=1)
     total = cum[:, -1]
     has = total > 0

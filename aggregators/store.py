@@ -19,7 +19,15 @@ import orjson
 from redis.asyncio import Redis
 
 from aggregators import keys
-from aggregators.frames import DayFrame, UserIndex, WindowView, day_frame, merge_frames
+from aggregators.frames import (
+    DayFrame,
+    LatencyBlock,
+    UserIndex,
+    WindowView,
+    day_frame,
+    latency_block,
+    merge_frames,
+)
 from aggregators.keys import SEP
 from aggregators.ops import BatchPlan
 from aggregators.parameters import (
@@ -97,6 +105,7 @@ class RollupStore:
         self.redis = redis
         self._frames = _FrameCache(frame_cache_size)
         self._users = UserIndex()
+        self._blocks: dict[tuple[object, ...], LatencyBlock] = {}
         # day -> (version, parsed build fields, decoded builds by field): builds of a day
         # are listed and decoded once per day version
         self._builds: dict[int, tuple[object, DayBuilds, dict[str, StoredBuild]]] = {}
@@ -181,10 +190,12 @@ class RollupStore:
             pipe.get(keys.day_version(plan.day))
         cat_version, *day_versions = await pipe.execute()
         frames: list[DayFrame] = []
+        stamps: list[tuple[object, ...]] = []
         stale: list[tuple[_DayPlan, tuple[object, ...], tuple[object, ...]]] = []
         for plan, version in zip(plans, day_versions, strict=True):
             cache_key: tuple[object, ...] = (plan.day, plan.lo, plan.hi, templates, parts)
             stamp: tuple[object, ...] = (version, cat_version if "x" in parts else None)
+            stamps.append(cache_key + stamp)
             frame = self._frames.get(cache_key, stamp)
             if frame is None:
                 stale.append((plan, cache_key, stamp))
@@ -195,7 +206,28 @@ class RollupStore:
             for (_, key, built_stamp), frame in zip(stale, built, strict=True):
                 self._frames.put(key, built_stamp, frame)
                 frames.append(frame)
-        return merge_frames(frames, self._users)
+        view = merge_frames(frames, self._users)
+        if "l" in parts:
+            view.latency_block = self._latency_block(frames, stamps)
+        return view
+
+    def _latency_block(
+        self, frames: list[DayFrame], stamps: list[tuple[object, ...]]
+    ) -> LatencyBlock | None:
+        """Samples of all but the two newest days, summed once per set of day versions:
+        live data lands on the newest days, so a dashboard re-sums only those."""
+        if len(frames) <= 2:
+            return None
+        settled = sorted(frames, key=lambda f: f.day)[:-2]
+        days = {f.day for f in settled}
+        key = tuple(s for s in sorted(stamps, key=lambda s: int(s[0])) if s[0] in days)  # type: ignore[call-overload]
+        block = self._blocks.get(key)
+        if block is None:
+            block = latency_block(settled)
+            self._blocks[key] = block
+            while len(self._blocks) > 8:
+                self._blocks.pop(next(iter(self._blocks)))
+        return block
 
     async def _build_frames(
         self, plans: list[_DayPlan], templates: tuple[str, ...] | None, parts: Parts
