@@ -70,8 +70,13 @@ def day_version(day: int) -> str:
 
 
 def catalogue_version() -> str:
-    """Counter bumped whenever an app catalogue entry changes."""
+    """Counter bumped whenever an app's rendered display name or icon changes (or one appears)."""
     return f"{ROOT}:{{meta}}:appsver"
+
+
+def users_version() -> str:
+    """Counter bumped whenever a user's rendered name or avatar changes (or a user appears)."""
+    return f"{ROOT}:{{meta}}:usersver"
 
 
 def users() -> str:

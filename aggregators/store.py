@@ -106,6 +106,7 @@ class RollupStore:
         self._frames = _FrameCache(frame_cache_size)
         self._users = UserIndex()
         self._blocks: dict[tuple[object, ...], LatencyBlock] = {}
+        self._profiles: tuple[object, dict[str, Profile]] | None = None
         # day -> (version, parsed build fields, decoded builds by field): builds of a day
         # are listed and decoded once per day version
         self._builds: dict[int, tuple[object, DayBuilds, dict[str, StoredBuild]]] = {}
@@ -130,7 +131,12 @@ class RollupStore:
             # Idempotent index of days with data, so a query over decades reads only those.
             pipe.zadd(keys.data_days(), {str(day): day for day in plan.days})
         if plan.meta:
-            meta_keys = [keys.users(), keys.app_catalogue(), keys.catalogue_version()]
+            meta_keys = [
+                keys.users(),
+                keys.app_catalogue(),
+                keys.catalogue_version(),
+                keys.users_version(),
+            ]
             await self._meta(keys=meta_keys, args=[orjson.dumps(plan.meta)], client=pipe)
         results = await pipe.execute()
         if plan.days:
@@ -154,15 +160,19 @@ class RollupStore:
         return out
 
     async def profiles(self, users: list[str]) -> dict[str, Profile]:
+        """Profiles of ``users``; all profiles are decoded once per users version."""
         if not users:
             return {}
-        raw = await self.redis.hmget(keys.users(), users)
-        out: dict[str, Profile] = {}
-        for user, value in zip(users, raw, strict=True):
-            if value is not None:
+        version = await self.redis.get(keys.users_version())
+        if self._profiles is None or self._profiles[0] != version:
+            raw = await self.redis.hgetall(keys.users())
+            decoded = {}
+            for user, value in raw.items():
                 entry = orjson.loads(value)
-                out[user] = Profile(entry["n"], entry["c"])
-        return out
+                decoded[_s(user)] = Profile(entry["n"], entry["c"])
+            self._profiles = (version, decoded)
+        known = self._profiles[1]
+        return {u: known[u] for u in users if u in known}
 
     async def window(
         self, first_hh: int, stop_hh: int, templates: tuple[str, ...] | None, parts: Parts

@@ -89,6 +89,7 @@ async def test_keys_written_by_the_scripts_are_the_ones_keys_py_names(redis_clie
         keys.users(),
         keys.data_days(),
         keys.day_version(DAY),
+        keys.users_version(),
         *(keys.day_agg(DAY, scope, part) for scope in (T1, keys.ALL) for part in "amxl"),
     }
     actual = {k.decode() for k in await redis_client.keys("*")}
@@ -118,3 +119,19 @@ async def test_cached_frames_follow_catalogue_changes(redis_client: Redis) -> No
     # same minutes (the day does not change), newer catalogue entry: the cache must notice
     await store.apply(plan_batch([app("a2", DAY_US + 4 * MIN_US, "New name")]))
     assert await names() == ["New name"]
+
+
+async def test_cached_profiles_follow_renames_only(redis_client: Redis) -> None:
+    store = RollupStore(redis_client)
+
+    async def names() -> list[str]:
+        body = await user_activity_report(store, WHOLE_DAY)
+        return [u["username"] for u in body["report"]["users"]]  # type: ignore[index]
+
+    await store.apply(plan_batch([_report(1, 1)._replace(username="before")]))
+    assert await names() == ["before"]
+    version = await redis_client.get(keys.users_version())
+    await store.apply(plan_batch([_report(2, 1)._replace(username="before")]))
+    assert await redis_client.get(keys.users_version()) == version  # newer, same name
+    await store.apply(plan_batch([_report(3, 1)._replace(username="after")]))
+    assert await names() == ["after"]
