@@ -25,7 +25,12 @@ from aggregators.model import (
     SessionEvent,
 )
 from aggregators.sketch import bin_of
-from aggregators.timebase import half_hour_masks, session_minute_range, split_minute
+from aggregators.timebase import (
+    half_hour_masks,
+    minute_of_us,
+    session_minute_range,
+    split_minute,
+)
 
 Op = list[object]
 _CellKey = tuple[int, str, str, int]  # (day, template, user, half-hour index)
@@ -55,7 +60,7 @@ class _Planner:
         _newest(self.profiles, e.user_id, (e.time_us, e.id, e.username, e.avatar_url))
         if not e.kinds_mask:
             return  # a report with no open session contributes nothing, not even its connection
-        day, hh, bit = split_minute(e.time_us // 60_000_000)
+        day, hh, bit = split_minute(minute_of_us(e.time_us))
         key = (day, e.template_id, e.user_id, hh)
         acc = self.sessions.get(key)
         if acc is None:
@@ -86,7 +91,7 @@ class _Planner:
             self.apps[ck] = self.apps.get(ck, 0) | mask
 
     def latency(self, e: LatencyEvent) -> None:
-        day, hh, _ = split_minute(e.time_us // 60_000_000)
+        day, hh, _ = split_minute(minute_of_us(e.time_us))
         digest = hashlib.blake2b(e.id.encode(), digest_size=8).hexdigest()
         op: Op = ["l", e.template_id, e.user_id, hh, digest, bin_of(e.latency_ms)]
         self.other.setdefault(day, []).append(op)

@@ -80,12 +80,3 @@ def day_span(first_hh: int, stop_hh: int) -> Iterator[tuple[int, int, int]]:
         hi = min(HALF_HOURS_PER_DAY, stop_hh - day * HALF_HOURS_PER_DAY)
         yield day, lo, hi
         hh = (day + 1) * HALF_HOURS_PER_DAY
-
-
-def popcount(x: int) -> int:
-    return x.bit_count()
-
-
-def count_runs(mask: int) -> int:
-    """Number of maximal runs of consecutive set bits."""
-    return (mask & ~(mask << 1)).bit_count()

@@ -36,3 +36,29 @@ def test_interval_reports_list_empty_intervals_and_short_last() -> None:
     out = interval_reports(view, start, start + 3 * day_ns - day_ns // 2, 1, str)
     assert [r["active_users"] for r in out] == [0, 1, 0]
     assert out[-1]["end_time"] == str(start + 3 * day_ns - day_ns // 2)
+
+
+@pytest.mark.parametrize(
+    ("masks", "runs"),
+    [
+        ([0b1011], 2),
+        ([0b111], 1),
+        ([1 << 47, 1], 1),  # 23:30 to 00:30 across midnight is one run
+        ([1 << 47, 0, 1], 2),  # a day without use between: two runs
+        ([(1 << 48) - 1, (1 << 48) - 1, 1], 1),  # two whole days and a bit: one run
+    ],
+)
+def test_times_used_counts_runs_across_days(masks: list[int], runs: int) -> None:
+    frames = []
+    for offset, mask in enumerate(masks):
+        day = DAY + offset
+        acc = WindowAcc(day * 48, day * 48 + 48)
+        if mask:
+            acc.mark_active("u", "t", mask)
+            app = acc.app(("app1", "App", "/i.png"))
+            app.minutes += 1
+            app.templates.add("t")
+            app.runs["u"] = mask
+        frames.append(day_frame(acc, day, USERS))
+    view = merge_frames(frames, USERS)
+    assert view.apps[("app1", "App", "/i.png")].runs == runs

@@ -5,7 +5,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aggregators.timebase import (
-    count_runs,
     day_span,
     half_hour_masks,
     session_minute_range,
@@ -46,13 +45,6 @@ def test_half_hour_masks_cover_range_exactly(first: int, length: int) -> None:
 
 def test_split_minute() -> None:
     assert split_minute(1440 + 31) == (1, 1, 1)
-
-
-@pytest.mark.parametrize(
-    ("mask", "runs"), [(0, 0), (0b1, 1), (0b1011, 2), (0b111, 1), (0b10101, 3)]
-)
-def test_count_runs(mask: int, runs: int) -> None:
-    assert count_runs(mask) == runs
 
 
 def test_window_half_hours_drop_partial_edges() -> None:
