@@ -1,9 +1,12 @@
 """Redis adapter: the only module that knows keys, scripts and bytes.
 
-Writes: one batch plan = one pipeline (one rollup-script call per UTC day plus
-one meta-script call), so a batch costs one round trip.  Reads: a window is
-planned day by day (``aggregators.window``) and fetched in two pipelined
-round trips (day indexes, then the hashes).
+Writes: one batch plan = one pipeline (one rollup-script call per UTC day, the
+day index, one meta-script call), so a batch costs one round trip.
+
+Reads: a window is planned day by day over the days that hold data.  Each day
+is folded (``aggregators.window``) and packed into a frame
+(``aggregators.frames``) that is cached per day version, so a request reads
+the versions in one round trip and fetches only the days that changed.
 """
 
 from __future__ import annotations

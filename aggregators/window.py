@@ -1,17 +1,18 @@
-"""Fold a window's rollups, day by day, into one accumulator (pure).
+"""Fold one UTC day's rollups into an accumulator (pure).
 
 Two sources feed the same accumulator:
 
-* day aggregates (``fold_day_aggregates``) for UTC days lying wholly inside
-  the window, when the filter is "all templates" or a single template: reads
-  O(users) fields per day, with the cross-template 30-minute caps already
-  applied by the rollup script;
+* day aggregates (``fold_aggregates``) for days lying wholly inside the
+  window: O(users) fields per day, with the cross-template 30-minute caps
+  already applied by the rollup script (``all`` scope), or per-template
+  aggregates added up when no user is active in two selected templates in one
+  half-hour (so no cap can bind);
 * cells (``fold_day_cells``) for the window's partial edge days and for
-  multi-template filters, where caps must be taken over the selected templates
-  only: the exact definition of insights-api.md section 4 applied to cell state.
+  multi-template filters where such an overlap exists: the exact definition
+  of insights-api.md section 4 applied to cell state.
 
 Every capped quantity is capped per (half-hour, user); half-hours never span
-two days, so per-day results simply add up.
+two days, so per-day results add up (``aggregators.frames`` merges them).
 """
 
 from __future__ import annotations
