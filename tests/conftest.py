@@ -16,7 +16,7 @@ added at collection, so ``-m "not integration"`` always deselects them.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from redis.asyncio import Redis
@@ -42,20 +42,35 @@ def _testcontainers_hook(service: str) -> Iterator[str] | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """``redis://host:port/db`` of a Redis-protocol server for the whole session."""
-    external = os.environ.get(REDIS_URL_ENV)
+def _server(
+    env: str,
+    service: str,
+    wait: Callable[[str], None],
+    start: Callable[[], embedded.ManagedProcess],
+) -> Iterator[str]:
+    """An external server named by ``env`` (checked, never stopped), else an embedded one."""
+    external = os.environ.get(env)
     if external:
-        embedded.wait_for_redis(external, timeout_s=10.0)
+        wait(external)
         yield external
         return
-    containerised = _testcontainers_hook("redis")
+    containerised = _testcontainers_hook(service)
     if containerised is not None:
         yield from containerised
         return
-    with embedded.start_redis() as server:
+    with start() as server:
         yield server.address
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``redis://host:port/db`` of a Redis-protocol server for the whole session."""
+    yield from _server(
+        REDIS_URL_ENV,
+        "redis",
+        lambda url: embedded.wait_for_redis(url, timeout_s=10.0),
+        embedded.start_redis,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -66,17 +81,12 @@ def kafka_bootstrap() -> Iterator[str]:
     ``TANSU_CONSUMER_SETTINGS`` and read the quirks in :mod:`streams.embedded`. Each test
     should create its own uniquely named topics (``embedded.create_topics``) and groups.
     """
-    external = os.environ.get(KAFKA_BOOTSTRAP_ENV)
-    if external:
-        embedded.wait_for_kafka(external, timeout_s=30.0)
-        yield external
-        return
-    containerised = _testcontainers_hook("kafka")
-    if containerised is not None:
-        yield from containerised
-        return
-    with embedded.start_broker() as broker:
-        yield broker.address
+    yield from _server(
+        KAFKA_BOOTSTRAP_ENV,
+        "kafka",
+        lambda bootstrap: embedded.wait_for_kafka(bootstrap, timeout_s=30.0),
+        embedded.start_broker,
+    )
 
 
 @pytest.fixture
