@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for both roles: `insights api` (default) and `insights worker`.
 #   docker build -t coder-insights-streams .
-# Settings come from INSIGHTS_* environment variables (streams/settings.py);
+# Settings come from INSIGHTS_* environment variables (insights/settings.py);
 # compose/docker-compose.yml wires a full stack.
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -19,6 +19,7 @@ WORKDIR /src
 COPY pyproject.toml README.md* ./
 COPY aggregators ./aggregators
 COPY api ./api
+COPY insights ./insights
 COPY streams ./streams
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install . \

@@ -8,7 +8,11 @@ more.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
+
+# The four input topics, one per event type (``<prefix><kind>``): the contract's vocabulary.
+TopicKind = Literal["sessions", "app_usage", "latency", "builds"]
+TOPIC_KINDS: tuple[TopicKind, ...] = get_args(TopicKind)
 
 # Session kinds in a fixed order: bit i of ``SessionEvent.kinds_mask`` is KINDS[i].
 KINDS: tuple[str, ...] = ("vscode", "jetbrains", "reconnecting_pty", "ssh", "sftp")

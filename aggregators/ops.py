@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from aggregators.keys import SEP
 from aggregators.model import (
     TERMINAL_APP_KEY,
     AppUsageEvent,
@@ -25,7 +24,9 @@ from aggregators.model import (
     SessionEvent,
 )
 from aggregators.sketch import bin_of
+from aggregators.store.keys import SEP
 from aggregators.timebase import (
+    US_PER_DAY,
     half_hour_masks,
     minute_of_us,
     session_minute_range,
@@ -97,7 +98,7 @@ class _Planner:
         self.other.setdefault(day, []).append(op)
 
     def build(self, e: BuildEvent) -> None:
-        day = e.time_us // 86_400_000_000
+        day = e.time_us // US_PER_DAY
         field_ = SEP.join((e.template_id, e.workspace_id, str(e.build_number)))
         payload = orjson.dumps(
             {

@@ -25,7 +25,7 @@ from aggregators.reports import (
     user_latency,
     utc_days_for_local,
 )
-from aggregators.store import Parts, RollupStore
+from aggregators.store.redis_store import Parts, RollupStore
 from aggregators.timebase import HALF_HOURS_PER_DAY, MS_PER_DAY, window_half_hours
 
 NS_PER_MS = 1_000_000

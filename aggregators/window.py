@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from aggregators.keys import SEP
 from aggregators.sketch import merge_into
+from aggregators.store.keys import SEP
 from aggregators.timebase import HALF_HOURS_PER_DAY, MIN_PER_HALF_HOUR
 
 KIND_COUNT = 5

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from aiohttp import web
 from redis.asyncio import Redis
 
-from aggregators.store import RollupStore
+from aggregators.store.redis_store import RollupStore
 from api import views
 from api.auth import TokenRegistry
 from api.context import CLOCK, SETTINGS, STORE, TOKENS
-from streams.settings import Settings
+from insights.settings import Settings
 
 
 def _utc_now() -> datetime:

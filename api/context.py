@@ -7,9 +7,9 @@ from datetime import datetime
 
 from aiohttp import web
 
-from aggregators.store import RollupStore
+from aggregators.store.redis_store import RollupStore
 from api.auth import TokenRegistry
-from streams.settings import Settings
+from insights.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", RollupStore)

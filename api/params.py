@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 
-from api.gotime import (
+from api.coder.gotime import (
     NS_PER_DAY,
     NS_PER_HOUR,
     RFC3339_LAYOUT,
@@ -36,7 +36,7 @@ from api.gotime import (
     go_trim_space,
     parse_rfc3339,
 )
-from api.uuids import UUIDError, parse_uuid
+from api.coder.uuids import UUIDError, parse_uuid
 
 T = TypeVar("T")
 QueryItems = Iterable[tuple[str, str]]

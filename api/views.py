@@ -16,15 +16,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from aggregators import keys, queries
+from aggregators import queries
 from aggregators.queries import Window
+from aggregators.store import keys
 from api import openapi, params
 from api.auth import Scope, presented_token
+from api.coder.gotime import GoTime, format_rfc3339
+from api.coder.markdown import plaintext
 from api.context import CLOCK, SETTINGS, STORE, TOKENS
-from api.gotime import GoTime, format_rfc3339
-from api.markdown import plaintext
 from api.params import ApiError
-from streams import metrics
+from insights import metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _INTERVAL_DAYS = {"day": 1, "week": 7}

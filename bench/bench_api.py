@@ -3,7 +3,7 @@
 The figure to check: "all four endpoints answer in well under 50 ms for a 30-day window
 with a thousand active users".  The script
 
-1. starts a throw-away Redis (``streams.embedded.start_redis``) unless ``--redis-url`` is
+1. starts a throw-away Redis (``insights.devstack.embedded.start_redis``) unless ``--redis-url`` is
    given, and empties it only if it started it itself (or with ``--flush``);
 2. loads a realistic deployment straight through ``RollupStore.apply(plan_batch(events))``
    (domain events, no Kafka: this is a read benchmark): 1,000 users in 5 templates across
@@ -67,10 +67,10 @@ from aggregators.model import (
     SessionEvent,
 )
 from aggregators.ops import BatchPlan, plan_batch
-from aggregators.store import RollupStore
+from aggregators.store.redis_store import RollupStore
 from api.app import create_app, redis_client
-from streams.embedded import ManagedProcess, start_redis
-from streams.settings import Settings
+from insights.devstack.embedded import ManagedProcess, start_redis
+from insights.settings import Settings
 
 # -- the deployment -----------------------------------------------------------------------
 

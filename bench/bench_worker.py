@@ -1,6 +1,7 @@
 """Events/s of ONE insights worker on the embedded stack (Tansu broker + Valkey).
 
-Starts both servers itself (``streams.embedded``, 127.0.0.1 only) and stops them at the end.
+Starts both servers itself (``insights.devstack.embedded``, 127.0.0.1 only) and stops them
+at the end.
 Per scenario, on topics with a unique prefix and in its own Redis database:
 
 1. pre-produces a bounded workload in batch messages (``acks=1``, no idempotence):
@@ -54,12 +55,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from aggregators import ops as ops_mod
+from aggregators.model import TOPIC_KINDS
 from aggregators.queries import Window, user_activity_report
-from aggregators.store import RollupStore
+from aggregators.store.redis_store import RollupStore
+from insights import metrics
+from insights.devstack import embedded
+from insights.settings import Settings
 from streams import batches as batches_mod
-from streams import embedded, metrics
 from streams import worker as worker_mod
-from streams.settings import TOPIC_KINDS, Settings
 
 BASE_US = 1_709_539_200_000_000  # 2024-03-04T08:00:00Z: a fixed, past, half-hour-aligned start
 SPAN_US = 3 * 3600 * 1_000_000  # the workload's 3 hours

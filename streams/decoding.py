@@ -56,6 +56,7 @@ import orjson
 
 from aggregators.model import (
     KINDS,
+    TOPIC_KINDS,
     AppUsageEvent,
     BuildEvent,
     BuildParameter,
@@ -64,6 +65,7 @@ from aggregators.model import (
     ParameterOption,
     SessionEvent,
 )
+from aggregators.timebase import US_PER_DAY, US_PER_S
 
 __all__ = [
     "DEFAULT_MAX_FUTURE_US",
@@ -75,8 +77,6 @@ __all__ = [
     "Rejection",
     "decode_message",
 ]
-
-TOPIC_KINDS: tuple[str, ...] = ("sessions", "app_usage", "latency", "builds")
 
 MAX_MESSAGE_BYTES = 1 << 20  # 1 MiB per message
 MAX_BATCH_EVENTS = 1000
@@ -270,7 +270,6 @@ _RFC3339 = re.compile(
 ).match
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
-_US_PER_S = 1_000_000
 
 
 def _parse_rfc3339(text: str) -> int | None:
@@ -310,7 +309,7 @@ def _event_time(obj: JsonObject, limit_us: int) -> int:
 def _not_future(key: str, time_us: int, limit_us: int) -> int:
     if time_us <= limit_us:
         return time_us
-    ahead_s = (time_us - limit_us) // _US_PER_S
+    ahead_s = (time_us - limit_us) // US_PER_S
     raise _Invalid(FUTURE_TIME, key, f"too far in the future (over the limit by {ahead_s} s)")
 
 
@@ -387,7 +386,7 @@ def _app(obj: JsonObject) -> tuple[str | None, str | None]:
 # One report expands into one rollup operation per half-hour it spans, so an
 # absurd span (started_at in 1970) would cost about a million operations.
 # Real sessions are re-reported as they go on; a month bounds any single report.
-MAX_APP_SESSION_US = 31 * 86_400 * 1_000_000
+MAX_APP_SESSION_US = 31 * US_PER_DAY
 
 
 def _app_usage(obj: JsonObject, limit_us: int) -> AppUsageEvent:

@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from rich.progress import Progress
 
-from streams.settings import Settings
+from insights.settings import Settings
 
 KINDS = ("vscode", "jetbrains", "reconnecting_pty", "ssh", "sftp")
 TEMPLATES = {

@@ -21,11 +21,12 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 
-from aggregators import keys
-from aggregators.store import RollupStore
-from streams import metrics
+from aggregators.model import TOPIC_KINDS
+from aggregators.store import keys
+from aggregators.store.redis_store import RollupStore
+from insights import metrics
+from insights.settings import Settings
 from streams.batches import DecodedBatch, RawMessage, decode_batch
-from streams.settings import TOPIC_KINDS, Settings
 
 log = structlog.get_logger("insights.worker")
 

@@ -5,8 +5,8 @@ Both are session-scoped and started lazily, so unit tests that request neither p
 * ``INSIGHTS_TEST_REDIS_URL`` / ``INSIGHTS_TEST_KAFKA_BOOTSTRAP`` point the suite at servers
   that already run (checked for reachability, never stopped by us). Careful: ``redis_client``
   runs FLUSHALL on that server before every test that uses it.
-* Otherwise the embedded servers from :mod:`streams.embedded` (Valkey and an in-memory Tansu
-  broker on 127.0.0.1) are started once per session and stopped at its end.
+* Otherwise the embedded servers from :mod:`insights.devstack.embedded` (Valkey and an in-memory
+  Tansu broker on 127.0.0.1) are started once per session and stopped at its end.
 
 Tests that use any of these fixtures need a real server and belong under
 ``@pytest.mark.integration`` (or ``e2e``); ones that forget the marker get ``integration``
@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from streams import embedded
+from insights.devstack import embedded
 
 REDIS_URL_ENV = "INSIGHTS_TEST_REDIS_URL"
 KAFKA_BOOTSTRAP_ENV = "INSIGHTS_TEST_KAFKA_BOOTSTRAP"
@@ -78,7 +78,7 @@ def kafka_bootstrap() -> Iterator[str]:
     """``host:port`` bootstrap of a Kafka-protocol broker for the whole session.
 
     The embedded broker is Tansu: use ``embedded.TANSU_PRODUCER_SETTINGS`` /
-    ``TANSU_CONSUMER_SETTINGS`` and read the quirks in :mod:`streams.embedded`. Each test
+    ``TANSU_CONSUMER_SETTINGS`` and read the quirks in :mod:`insights.devstack.embedded`. Each test
     should create its own uniquely named topics (``embedded.create_topics``) and groups.
     """
     yield from _server(

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from streams import embedded
+from insights.devstack import embedded
 
 TOKEN = "e2e-deployment-token"
 T1_TOKEN = "e2e-template1-token"
@@ -97,7 +97,7 @@ class Stack:
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "streams", *args],
+            [sys.executable, "-m", "insights", *args],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from streams import embedded
+from insights.devstack import embedded
 from tests.e2e.stack import running_stack
 from tests.e2e.test_ingest import USERS, _session
 

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from streams import embedded
+from insights.devstack import embedded
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
@@ -40,7 +40,7 @@ def test_up_runs_everything_and_stops_within_ten_seconds() -> None:
     ports = {name: embedded.free_port() for name in ("kafka", "redis", "api")}
     log = Path(tempfile.mkdtemp(prefix="insights-up-")) / "up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHTS_")}
-    args = [sys.executable, "-m", "streams", "up", "--demo", "--demo-users", "6",
+    args = [sys.executable, "-m", "insights", "up", "--demo", "--demo-users", "6",
             "--demo-days", "1", "--kafka-port", str(ports["kafka"]),
             "--redis-port", str(ports["redis"]), "--api-port", str(ports["api"])]  # fmt: skip
     with log.open("wb") as out:

@@ -20,11 +20,11 @@ from redis.asyncio import Redis
 
 from aggregators.model import Event, LatencyEvent, SessionEvent
 from aggregators.ops import plan_batch
-from aggregators.store import RollupStore
+from aggregators.store.redis_store import RollupStore
 from api.app import create_app
-from streams import embedded
+from insights.devstack import embedded
+from insights.settings import Settings
 from streams.decoding import decode_message
-from streams.settings import Settings
 from tests.golden_fixture import T1, T2, T3, build_events
 
 pytestmark = pytest.mark.integration

@@ -15,13 +15,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
-from streams import embedded
+from insights.devstack import embedded
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 3
 # Every Tansu group join is held for half the session timeout (>= ~1 s); a short session keeps
-# the join (~1 s) and the generation-0 restart penalty (~4 s) small. See streams.embedded.
+# the join (~1 s) and the generation-0 restart penalty (~4 s) small. See insights.devstack.embedded.
 FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 600}
 
 

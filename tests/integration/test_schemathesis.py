@@ -30,11 +30,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from aggregators.ops import plan_batch
-from aggregators.store import RollupStore
+from aggregators.store.redis_store import RollupStore
 from api.app import create_app
 from api.openapi import openapi_document
+from insights.settings import Settings
 from streams.decoding import decode_message
-from streams.settings import Settings
 from tests import golden_fixture as golden
 
 pytestmark = pytest.mark.integration

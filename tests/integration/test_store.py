@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from aggregators import keys
 from aggregators.model import AppUsageEvent, LatencyEvent, SessionEvent
 from aggregators.ops import plan_batch
 from aggregators.queries import Window, user_activity_report
-from aggregators.store import RollupStore
+from aggregators.store import keys
+from aggregators.store.redis_store import RollupStore
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from aggregators.model import AppUsageEvent, Event, LatencyEvent, SessionEvent
 from aggregators.ops import plan_batch
 from aggregators.queries import Window, templates_report, user_activity_report, user_latency_report
-from aggregators.store import RollupStore
+from aggregators.store.redis_store import RollupStore
 from tests.oracle import NS_HH, Oracle
 
 pytestmark = pytest.mark.integration

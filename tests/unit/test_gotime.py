@@ -1,4 +1,4 @@
-"""Go time.Parse(time.RFC3339) / RFC3339Nano emulation (api.gotime)."""
+"""Go time.Parse(time.RFC3339) / RFC3339Nano emulation (api.coder.gotime)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.gotime import (
+from api.coder.gotime import (
     GoTime,
     GoTimeError,
     format_rfc3339,

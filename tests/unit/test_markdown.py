@@ -1,4 +1,4 @@
-"""Parameter descriptions rendered as plain text like Coder (api.markdown)."""
+"""Parameter descriptions rendered as plain text like Coder (api.coder.markdown)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.gotime import go_trim_space
-from api.markdown import plaintext
+from api.coder.gotime import go_trim_space
+from api.coder.markdown import plaintext
 
 # Coder's own test vector (coderd/parameter/plaintext_test.go, v2).
 CODER_INPUT = """# Provide the machine image

@@ -1,4 +1,4 @@
-"""google/uuid Parse emulation (api.uuids)."""
+"""google/uuid Parse emulation (api.coder.uuids)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.uuids import UUIDError, parse_uuid
+from api.coder.uuids import UUIDError, parse_uuid
 
 CANONICAL = "1d6d2a3e-8c4b-4f5a-9e7d-0a1b2c3d4e5f"
 

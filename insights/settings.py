@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-TOPIC_KINDS: tuple[str, ...] = ("sessions", "app_usage", "latency", "builds")
+from aggregators.model import TOPIC_KINDS
 
 
 class Settings(BaseSettings):

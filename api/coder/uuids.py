@@ -14,7 +14,7 @@ Lengths are UTF-8 byte lengths, as Go's ``len(s)``.  Hex is case-insensitive.
 
 from __future__ import annotations
 
-from api.gotime import go_bytes, go_quote
+from api.coder.gotime import go_bytes, go_quote
 
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _DASHES = (8, 13, 18, 23)

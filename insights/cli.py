@@ -9,7 +9,7 @@ import sys
 import click
 import structlog
 
-from streams.settings import Settings
+from insights.settings import Settings
 
 
 def _configure_logging(level: str) -> None:
@@ -50,7 +50,7 @@ def up(
     demo_days: int,
 ) -> None:
     """Broker + Redis + worker + API (embedded servers unless INSIGHTS_* point elsewhere)."""
-    from streams import runtime
+    from insights import runtime
 
     settings = Settings()
     if api_port is not None:
@@ -77,7 +77,7 @@ def up(
 @main.command()
 def worker() -> None:
     """Run the Faust worker alone (needs INSIGHTS_KAFKA_BOOTSTRAP and INSIGHTS_REDIS_URL)."""
-    from streams import runtime
+    from insights import runtime
 
     settings = _external_settings()
     stack = runtime.Stack(settings)
@@ -90,7 +90,7 @@ def worker() -> None:
 @click.option("--port", type=int, default=None)
 def api(port: int | None) -> None:
     """Run the stateless HTTP API alone (needs INSIGHTS_REDIS_URL)."""
-    from streams import runtime
+    from insights import runtime
 
     settings = Settings()
     if not settings.redis_url:

@@ -11,7 +11,7 @@ Neither needs Docker, a JVM or network access, which is why they were chosen: CI
 machines have no container engine.
 
 Tansu 0.6 quirks (measured on this build with aiokafka 0.14; re-measure with
-``python -m streams.embedded``, which prints the same figures from :func:`check_broker`):
+``python -m insights.devstack.embedded``, which prints the same figures from :func:`check_broker`):
 
 1. **Log-end offset is wrong for multi-record produce batches.** Records get correct, dense
    offsets, but the high watermark / log-end offset the broker reports afterwards is
@@ -777,7 +777,8 @@ def check_redis(url: str) -> str:
 
 
 def main() -> int:
-    """``python -m streams.embedded``: start both servers, run both checks, print the figures."""
+    """``python -m insights.devstack.embedded``: start both servers, run both checks, print
+    the figures."""
     logging.basicConfig(level=logging.WARNING)
     started = time.monotonic()
     with start_broker() as broker, start_redis() as redis_proc:

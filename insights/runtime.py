@@ -17,8 +17,8 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from api.app import create_app
-from streams import embedded
-from streams.settings import Settings
+from insights.devstack import embedded
+from insights.settings import Settings
 
 log = structlog.get_logger("insights")
 STOP_BUDGET_S = 8.0

@@ -21,7 +21,6 @@ import numpy as np
 import orjson
 from redis.asyncio import Redis
 
-from aggregators import keys
 from aggregators.frames import (
     DayFrame,
     LatencyBlock,
@@ -31,7 +30,6 @@ from aggregators.frames import (
     latency_block,
     merge_frames,
 )
-from aggregators.keys import SEP
 from aggregators.ops import BatchPlan
 from aggregators.parameters import (
     DayBuilds,
@@ -42,6 +40,8 @@ from aggregators.parameters import (
     parse_build_field,
 )
 from aggregators.reports import Profile
+from aggregators.store import keys
+from aggregators.store.keys import SEP
 from aggregators.timebase import HALF_HOURS_PER_DAY, MS_PER_DAY, day_span
 from aggregators.window import (
     Catalogue,
@@ -52,8 +52,8 @@ from aggregators.window import (
     fold_day_cells,
 )
 
-_ROLLUP_LUA = resources.files("aggregators").joinpath("rollup.lua").read_text()
-_META_LUA = resources.files("aggregators").joinpath("meta.lua").read_text()
+_ROLLUP_LUA = resources.files("aggregators.store").joinpath("rollup.lua").read_text()
+_META_LUA = resources.files("aggregators.store").joinpath("meta.lua").read_text()
 
 NS_PER_DAY = MS_PER_DAY * 1_000_000
 

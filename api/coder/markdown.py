@@ -28,7 +28,7 @@ import html
 import re
 from dataclasses import dataclass, field, replace
 
-from api.gotime import go_trim_space
+from api.coder.gotime import go_trim_space
 
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 _ATX = re.compile(r" {0,3}#{1,6}(?:[ \t]+(.*?))??(?:[ \t]+#+)?[ \t]*")

@@ -1,0 +1,1 @@
+"""The Redis adapter: the only code that knows keys, scripts and bytes."""
