@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from aggregators.records import KIND_COUNT, AppEntry
 from aggregators.sketch import bin_value
 from aggregators.timebase import HALF_HOURS_PER_DAY
-from aggregators.window import KIND_COUNT, AppEntry, WindowAcc
+from aggregators.window import WindowAcc
 
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]

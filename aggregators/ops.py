@@ -3,7 +3,8 @@
 Pure.  Agents report every ~30 s, so a batch holds many events for the same
 (template, user, half-hour); they collapse here into one OR-ed minute mask per
 cell and part before anything reaches Redis.  The rollup scripts then apply
-each day's operations in one call (see ``rollup.lua`` for the op formats).
+each day's operations in one call (see ``aggregators/store/rollup.lua`` for
+the op formats; the store encodes builds and metadata updates).
 """
 
 from __future__ import annotations
@@ -11,20 +12,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-import orjson
+from typing import Literal, NamedTuple
 
 from aggregators.model import (
     TERMINAL_APP_KEY,
     AppUsageEvent,
     BuildEvent,
-    BuildParameter,
     Event,
     LatencyEvent,
     SessionEvent,
 )
 from aggregators.sketch import bin_of
-from aggregators.store.keys import SEP
 from aggregators.timebase import (
     US_PER_DAY,
     half_hour_masks,
@@ -33,32 +31,52 @@ from aggregators.timebase import (
     split_minute,
 )
 
+# Cell operations, lists in the rollup script's argument format (they are
+# serialised as they are, on the hot path): tag "s" session minutes, "p" app
+# minutes, "l" one latency sample.
+CellTag = Literal["s", "p", "l"]
 Op = list[object]
 _CellKey = tuple[int, str, str, int]  # (day, template, user, half-hour index)
 _Newest = tuple[int, str, str, str]  # (time_us, id, name, icon/avatar)
+_Owner = tuple[str, str]  # (user id, "") of a profile; (template id, app key) of an app
+
+
+class MetaUpdate(NamedTuple):
+    """Newest-wins update of a user's profile (``u``) or an app's catalogue entry (``a``)."""
+
+    kind: Literal["u", "a"]
+    owner: str  # user id, or the app's template id
+    app_key: str  # "" for a profile
+    time_us: int
+    event_id: str
+    name: str
+    icon: str  # avatar URL of a profile
 
 
 @dataclass
 class BatchPlan:
-    """Operations of one batch: per UTC day for ``rollup.lua``, plus ``meta.lua`` ops."""
+    """One batch's work: cell ops and builds per UTC day, plus metadata updates."""
 
     days: dict[int, list[Op]] = field(default_factory=dict)
-    meta: list[Op] = field(default_factory=list)
+    builds: dict[int, list[BuildEvent]] = field(default_factory=dict)
+    meta: list[MetaUpdate] = field(default_factory=list)
 
     def op_count(self) -> int:
-        return sum(len(ops) for ops in self.days.values()) + len(self.meta)
+        cells = sum(len(ops) for ops in self.days.values())
+        return cells + sum(len(b) for b in self.builds.values()) + len(self.meta)
 
 
 @dataclass
 class _Planner:
     sessions: dict[_CellKey, list[int]] = field(default_factory=dict)
     apps: dict[tuple[int, str, str, int, str], int] = field(default_factory=dict)
-    other: dict[int, list[Op]] = field(default_factory=dict)
-    profiles: dict[str, _Newest] = field(default_factory=dict)
-    catalogue: dict[str, _Newest] = field(default_factory=dict)
+    latency_ops: dict[int, list[Op]] = field(default_factory=dict)
+    builds: dict[int, list[BuildEvent]] = field(default_factory=dict)
+    profiles: dict[_Owner, _Newest] = field(default_factory=dict)
+    catalogue: dict[_Owner, _Newest] = field(default_factory=dict)
 
     def session(self, e: SessionEvent) -> None:
-        _newest(self.profiles, e.user_id, (e.time_us, e.id, e.username, e.avatar_url))
+        _newest(self.profiles, (e.user_id, ""), (e.time_us, e.id, e.username, e.avatar_url))
         if not e.kinds_mask:
             return  # a report with no open session contributes nothing, not even its connection
         day, hh, bit = split_minute(minute_of_us(e.time_us))
@@ -76,14 +94,14 @@ class _Planner:
                 acc[2 + i] |= minute
 
     def app(self, e: AppUsageEvent) -> None:
-        _newest(self.profiles, e.user_id, (e.time_us, e.id, e.username, e.avatar_url))
+        _newest(self.profiles, (e.user_id, ""), (e.time_us, e.id, e.username, e.avatar_url))
         if e.access_method == "terminal":
             key = TERMINAL_APP_KEY
         else:
             key = e.slug_or_port
             if e.app_display_name is not None:
                 newest = (e.time_us, e.id, e.app_display_name, e.app_icon or "")
-                _newest(self.catalogue, e.template_id + SEP + key, newest)
+                _newest(self.catalogue, (e.template_id, key), newest)
         span = session_minute_range(e.started_us, e.ended_us)
         if span is None:
             return
@@ -95,20 +113,10 @@ class _Planner:
         day, hh, _ = split_minute(minute_of_us(e.time_us))
         digest = hashlib.blake2b(e.id.encode(), digest_size=8).hexdigest()
         op: Op = ["l", e.template_id, e.user_id, hh, digest, bin_of(e.latency_ms)]
-        self.other.setdefault(day, []).append(op)
+        self.latency_ops.setdefault(day, []).append(op)
 
     def build(self, e: BuildEvent) -> None:
-        day = e.time_us // US_PER_DAY
-        field_ = SEP.join((e.template_id, e.workspace_id, str(e.build_number)))
-        payload = orjson.dumps(
-            {
-                "user_id": e.user_id,
-                "build_number": e.build_number,
-                "time_us": e.time_us,
-                "parameters": [_parameter_json(p) for p in e.parameters],
-            }
-        ).decode()
-        self.other.setdefault(day, []).append(["b", field_, str(e.time_us), e.id, payload])
+        self.builds.setdefault(e.time_us // US_PER_DAY, []).append(e)
 
     def plan(self) -> BatchPlan:
         out = BatchPlan()
@@ -116,28 +124,23 @@ class _Planner:
             out.days.setdefault(day, []).append(["s", t, u, hh, *acc])
         for (day, t, u, hh, key), mask in self.apps.items():
             out.days.setdefault(day, []).append(["p", t, u, hh, key, mask])
-        for day, ops in self.other.items():
+        for day, ops in self.latency_ops.items():
             out.days.setdefault(day, []).extend(ops)
-        out.meta.extend(_meta_ops("u", self.profiles))
-        out.meta.extend(_meta_ops("a", self.catalogue))
+        out.builds = self.builds
+        out.meta.extend(_meta_updates("u", self.profiles))
+        out.meta.extend(_meta_updates("a", self.catalogue))
         return out
 
 
-def _parameter_json(p: BuildParameter) -> dict[str, object]:
-    out = p._asdict()
-    out["options"] = [o._asdict() for o in p.options]
-    return out
-
-
-def _newest(table: dict[str, _Newest], key: str, entry: _Newest) -> None:
+def _newest(table: dict[_Owner, _Newest], key: _Owner, entry: _Newest) -> None:
     cur = table.get(key)
     if cur is None or (entry[0], entry[1]) > (cur[0], cur[1]):
         table[key] = entry
 
 
-def _meta_ops(kind: str, table: dict[str, _Newest]) -> Iterable[Op]:
-    for key, (time_us, id_, name, icon) in table.items():
-        yield [kind, key, str(time_us), id_, name, icon]
+def _meta_updates(kind: Literal["u", "a"], table: dict[_Owner, _Newest]) -> Iterable[MetaUpdate]:
+    for (owner, app_key), (time_us, id_, name, icon) in table.items():
+        yield MetaUpdate(kind, owner, app_key, time_us, id_, name, icon)
 
 
 def plan_batch(events: Iterable[Event]) -> BatchPlan:

@@ -14,7 +14,8 @@ Json = dict[str, object]
 # (name, type, display_name, description, options as compact JSON): identical
 # definitions across templates form one entry; the options text breaks ties.
 DefinitionKey = tuple[str, str, str, str, str]
-BuildField = tuple[str, str, int, str]  # (template, workspace, build number, stored field name)
+# (template, workspace, build number, the store's opaque name of the build)
+BuildField = tuple[str, str, int, str]
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,6 @@ def param_uses(raw: Iterable[Json]) -> tuple[ParamUse, ...]:
         )
         out.append(ParamUse(key, opts, str(p.get("value", ""))))
     return tuple(out)
-
-
-def parse_build_field(name: str) -> BuildField:
-    template, workspace, number = name.split("|")
-    return template, workspace, int(number), name
 
 
 def latest_builds(

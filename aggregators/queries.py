@@ -1,4 +1,4 @@
-"""The four insights queries: read through the store, compute with the pure core.
+"""The four insights queries: one read through the ``WindowReader``, then the pure reports.
 
 Inputs are core types (epoch nanoseconds, template id tuples); the HTTP layer
 parses and validates, then renders what these return.  Times inside reports
@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from aggregators.frames import WindowView
 from aggregators.parameters import latest_builds, parameters_usage
+from aggregators.reader import ReadRequest, WindowData, WindowReader
+from aggregators.records import Parts
 from aggregators.reports import (
     Json,
     RenderTime,
@@ -20,15 +21,18 @@ from aggregators.reports import (
     apps_usage,
     daily_active_users,
     interval_reports,
-    latency_users,
     user_activity,
     user_latency,
     utc_days_for_local,
 )
-from aggregators.store.redis_store import Parts, RollupStore
-from aggregators.timebase import HALF_HOURS_PER_DAY, MS_PER_DAY, window_half_hours
+from aggregators.timebase import (
+    HALF_HOURS_PER_DAY,
+    MS_PER_DAY,
+    MS_PER_HOUR,
+    NS_PER_MS,
+    window_half_hours,
+)
 
-NS_PER_MS = 1_000_000
 DAU_DAYS = 61
 
 
@@ -50,25 +54,31 @@ class Window:
         return tuple(sorted(set(self.templates))) or None
 
 
-async def _fold(store: RollupStore, window: Window, parts: Parts) -> WindowView:
+async def _read(
+    reader: WindowReader, window: Window, parts: Parts, *, builds: bool, profiles: bool
+) -> WindowData:
     first, stop = window.half_hours
-    return await store.window(first, stop, window.filter, parts)
+    builds_ns = (window.start_ns, window.end_ns) if builds else None
+    request = ReadRequest(first, stop, window.filter, parts, builds_ns, profiles)
+    return await reader.read(request)
 
 
 async def templates_report(
-    store: RollupStore,
+    reader: WindowReader,
     window: Window,
     interval_days: int | None,
     sections: frozenset[str],
     render: RenderTime,
     describe: Callable[[str], str],
 ) -> Json:
-    acc = await _fold(store, window, frozenset({"a", "x"}))
+    data = await _read(
+        reader, window, frozenset({"a", "x"}), builds="report" in sections, profiles=False
+    )
+    acc = data.view
     out: Json = {}
     if "report" in sections:
         selected = None if window.filter is None else frozenset(window.filter)
-        builds = await store.builds(window.start_ns, window.end_ns, selected)
-        latest = latest_builds(builds, window.start_ns, window.end_ns, selected)
+        latest = latest_builds(data.builds, window.start_ns, window.end_ns, selected)
         out["report"] = {
             "start_time": window.start_text,
             "end_time": window.end_text,
@@ -95,27 +105,26 @@ def _report(window: Window, template_ids: list[str], users: list[Json]) -> Json:
     }
 
 
-async def user_activity_report(store: RollupStore, window: Window) -> Json:
-    acc = await _fold(store, window, frozenset({"a", "m"}))
-    profiles = await store.profiles(active_users(acc))
-    template_ids, users = user_activity(acc, profiles)
+async def user_activity_report(reader: WindowReader, window: Window) -> Json:
+    data = await _read(reader, window, frozenset({"a", "m"}), builds=False, profiles=True)
+    template_ids, users = user_activity(data.view, data.profiles)
     return _report(window, template_ids, users)
 
 
 async def user_latency_report(
-    store: RollupStore, window: Window, percentiles: Sequence[tuple[str, float]]
+    reader: WindowReader, window: Window, percentiles: Sequence[tuple[str, float]]
 ) -> Json:
-    acc = await _fold(store, window, frozenset({"a", "l"}))
-    profiles = await store.profiles(latency_users(acc))
-    template_ids, users = user_latency(acc, profiles, percentiles)
+    data = await _read(reader, window, frozenset({"a", "l"}), builds=False, profiles=True)
+    template_ids, users = user_latency(data.view, data.profiles, percentiles)
     return _report(window, template_ids, users)
 
 
-async def daus_report(store: RollupStore, now_ms: int, offset_h: int) -> list[tuple[int, int]]:
+async def daus_report(reader: WindowReader, now_ms: int, offset_h: int) -> list[tuple[int, int]]:
     """``(local epoch day, amount)`` for the 60 local days before today and today."""
-    today = (now_ms + offset_h * 3_600_000) // MS_PER_DAY
+    today = (now_ms + offset_h * MS_PER_HOUR) // MS_PER_DAY
     first = today - (DAU_DAYS - 1)
     utc_days = utc_days_for_local(first, DAU_DAYS, offset_h)
     hh = HALF_HOURS_PER_DAY
-    view = await store.window(utc_days.start * hh, utc_days.stop * hh, None, frozenset({"a"}))
-    return daily_active_users(view, first, DAU_DAYS, offset_h)
+    request = ReadRequest(utc_days.start * hh, utc_days.stop * hh, None, frozenset({"a"}))
+    data = await reader.read(request)
+    return daily_active_users(data.view, first, DAU_DAYS, offset_h)

@@ -20,16 +20,17 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import orjson
-
+from aggregators.records import (
+    KIND_COUNT,
+    AppEntry,
+    Bins,
+    Catalogue,
+    DayAggregates,
+    DayCells,
+    ToolMinutes,
+)
 from aggregators.sketch import merge_into
-from aggregators.store.keys import SEP
 from aggregators.timebase import HALF_HOURS_PER_DAY, MIN_PER_HALF_HOUR
-
-KIND_COUNT = 5
-AppEntry = tuple[str, str, str]  # (slug, display_name, icon)
-Catalogue = dict[tuple[str, str], tuple[str, str]]  # (template, key) -> (display_name, icon)
-Hash = dict[str, str]
 
 
 @dataclass
@@ -65,22 +66,9 @@ class WindowAcc:
             acc = self.apps[entry] = AppAcc()
         return acc
 
-    def add_latency(self, user: str, template: str, bins: dict[str, int]) -> None:
+    def add_latency(self, user: str, template: str, bins: Bins) -> None:
         merge_into(self.latency.setdefault(user, {}), bins)
         self.latency_templates[user].add(template)
-
-
-@dataclass
-class DayAggregates:
-    """Raw day-aggregate hashes of one UTC day for one scope (``all`` or one template)."""
-
-    day: int
-    scope_x: Hash
-    scope_m: Hash
-    scope_l: Hash
-    per_template_a: dict[str, Hash]
-    per_template_x: dict[str, Hash]
-    per_template_latency_users: dict[str, list[str]]
 
 
 def app_key_entries(agg: DayAggregates, catalogue: Catalogue) -> dict[str, AppEntry] | None:
@@ -88,11 +76,8 @@ def app_key_entries(agg: DayAggregates, catalogue: Catalogue) -> dict[str, AppEn
     different entries in different templates (then the all-template caps of the
     day aggregates do not apply and the day must be folded from cells)."""
     out: dict[str, AppEntry | None] = {}
-    for template, x in agg.per_template_x.items():
-        for fld in x:
-            if not fld.startswith("p" + SEP):
-                continue
-            key = fld[2:]
+    for template, tools in agg.template_tools.items():
+        for key in tools.apps:
             meta = catalogue.get((template, key))
             entry = None if meta is None else (key, *meta)
             if key in out and out[key] != entry:
@@ -122,9 +107,8 @@ def fold_aggregates(acc: WindowAcc, aggs: list[DayAggregates], catalogue: Catalo
 def _templates_overlap(aggs: list[DayAggregates]) -> bool:
     seen: dict[str, int] = {}
     for agg in aggs:
-        for amap in agg.per_template_a.values():
-            for user, raw in amap.items():
-                mask = int(raw)
+        for masks in agg.active.values():
+            for user, mask in masks.items():
                 prior = seen.get(user, 0)
                 if prior & mask:
                     return True
@@ -140,94 +124,51 @@ def fold_day_aggregates(acc: WindowAcc, agg: DayAggregates, entries: dict[str, A
     """
     shift = agg.day * HALF_HOURS_PER_DAY - acc.first_hh
     active = acc.active
-    for template, amap in agg.per_template_a.items():
-        for user, mask in amap.items():
+    for template, masks in agg.active.items():
+        for user, mask in masks.items():
             per_user = active[user]
-            per_user[template] = per_user.get(template, 0) | (int(mask) << shift)
+            per_user[template] = per_user.get(template, 0) | (mask << shift)
     minutes = acc.minutes
-    for user, value in agg.scope_m.items():
-        minutes[user] += int(value)
-    for template, x in agg.per_template_x.items():
-        _fold_template_names(acc, template, x, entries)
-    _fold_scope_x(acc, agg.scope_x, entries, shift)
+    for user, value in agg.minutes.items():
+        minutes[user] += value
+    for template, tools in agg.template_tools.items():
+        _fold_template_names(acc, template, tools, entries)
+    _fold_scope_tools(acc, agg.tools, entries, shift)
     latency = acc.latency
-    for user, raw in agg.scope_l.items():
-        merge_into(latency.setdefault(user, {}), orjson.loads(raw))
+    for user, bins in agg.latency.items():
+        merge_into(latency.setdefault(user, {}), bins)
     latency_templates = acc.latency_templates
-    for template, users in agg.per_template_latency_users.items():
+    for template, users in agg.latency_users.items():
         for user in users:
             latency_templates[user].add(template)
 
 
 def _fold_template_names(
-    acc: WindowAcc, template: str, x: Hash, entries: dict[str, AppEntry]
+    acc: WindowAcc, template: str, tools: ToolMinutes, entries: dict[str, AppEntry]
 ) -> None:
     """Which builtins and apps this template contributed minutes to."""
-    for i in range(KIND_COUNT):
-        if int(x.get(f"k{SEP}{i}", 0)) > 0:
+    for i, value in tools.kinds.items():
+        if value > 0:
             acc.kind_templates[i].add(template)
     for key, entry in entries.items():
-        if int(x.get("p" + SEP + key, 0)) > 0:
+        if tools.apps.get(key, 0) > 0:
             acc.app(entry).templates.add(template)
 
 
-def _fold_scope_x(acc: WindowAcc, x: Hash, entries: dict[str, AppEntry], shift: int) -> None:
-    runs_of: dict[str, dict[str, int] | None] = {}
-    for fld, raw in x.items():
-        tag = fld[0]
-        if tag == "r":
-            key, _, user = fld[2:].rpartition(SEP)
-            if key not in runs_of:
-                runs_of[key] = acc.app(entries[key]).runs if key in entries else None
-            runs = runs_of[key]
-            if runs is not None:
-                runs[user] = runs.get(user, 0) | (int(raw) << shift)
-        elif tag == "k":
-            acc.kind_minutes[int(fld[2:])] += int(raw)
-        elif tag == "p" and fld[2:] in entries:
-            acc.app(entries[fld[2:]]).minutes += int(raw)
-
-
-@dataclass
-class _HalfHour:
-    agent: int = 0
-    connected: bool = False
-    apps_union: int = 0
-    kinds: list[int] = field(default_factory=lambda: [0] * KIND_COUNT)
-    apps: dict[str, int] = field(default_factory=dict)
-
-
-def _parse_cell(cell: Hash, lo: int, hi: int) -> dict[int, _HalfHour]:
-    out: dict[int, _HalfHour] = {}
-    for fld, raw in cell.items():
-        hh_s, _, part = fld.partition(SEP)
-        hh = int(hh_s)
-        if not lo <= hh < hi:
+def _fold_scope_tools(
+    acc: WindowAcc, tools: ToolMinutes, entries: dict[str, AppEntry], shift: int
+) -> None:
+    for key, per_user in tools.runs.items():
+        if key not in entries:
             continue
-        st = out.get(hh)
-        if st is None:
-            st = out[hh] = _HalfHour()
-        value = int(raw)
-        if part == "a":
-            st.agent = value
-        elif part == "c":
-            st.connected = value == 1
-        elif part == "u":
-            st.apps_union = value
-        elif part.startswith("k" + SEP):
-            st.kinds[int(part[2:])] = value
-        elif part.startswith("p" + SEP):
-            st.apps[part[2:]] = value
-    return out
-
-
-@dataclass
-class DayCells:
-    """Raw cell hashes of one UTC day, already limited to the selected templates."""
-
-    day: int
-    cells: dict[tuple[str, str], Hash]  # (template, user) -> cell hash
-    latency: dict[tuple[str, str], Hash]  # (template, user) -> {"hh|digest": bin}
+        runs = acc.app(entries[key]).runs
+        for user, mask in per_user.items():
+            runs[user] = runs.get(user, 0) | (mask << shift)
+    for i, value in tools.kinds.items():
+        acc.kind_minutes[i] += value
+    for key, value in tools.apps.items():
+        if key in entries:
+            acc.app(entries[key]).minutes += value
 
 
 def fold_day_cells(acc: WindowAcc, cells: DayCells, lo: int, hi: int, cat: Catalogue) -> None:
@@ -236,8 +177,10 @@ def fold_day_cells(acc: WindowAcc, cells: DayCells, lo: int, hi: int, cat: Catal
     usage: dict[tuple[int, str], int] = defaultdict(int)
     kinds: dict[tuple[int, str, int], int] = defaultdict(int)
     apps: dict[tuple[int, str, AppEntry], int] = defaultdict(int)
-    for (template, user), cell in cells.cells.items():
-        for hh, st in _parse_cell(cell, lo, hi).items():
+    for (template, user), half_hours in cells.cells.items():
+        for hh, st in half_hours.items():
+            if not lo <= hh < hi:
+                continue
             agent = st.agent if st.connected else 0
             minutes = (st.apps_union | agent).bit_count()
             if minutes == 0:
@@ -269,9 +212,9 @@ def fold_day_cells(acc: WindowAcc, cells: DayCells, lo: int, hi: int, cat: Catal
 
 def _fold_cell_latency(acc: WindowAcc, cells: DayCells, lo: int, hi: int) -> None:
     for (template, user), samples in cells.latency.items():
-        bins: dict[str, int] = {}
-        for fld, raw in samples.items():
-            if lo <= int(fld.partition(SEP)[0]) < hi:
-                bins[raw] = bins.get(raw, 0) + 1
+        bins: Bins = {}
+        for hh, b in samples:
+            if lo <= hh < hi:
+                bins[b] = bins.get(b, 0) + 1
         if bins:
             acc.add_latency(user, template, bins)

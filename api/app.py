@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from aiohttp import web
 from redis.asyncio import Redis
 
-from aggregators.store.redis_store import RollupStore
+from aggregators.reader import WindowReader
+from aggregators.store import RollupStore
 from api import views
 from api.auth import TokenRegistry
-from api.context import CLOCK, SETTINGS, STORE, TOKENS
+from api.context import CLOCK, READER, SETTINGS, STORE, TOKENS
 from insights.settings import Settings
 
 
@@ -46,6 +47,7 @@ def create_app(
     )
     if store is not None:
         app[STORE] = store
+        app[READER] = WindowReader(store.source)
     else:
         app.cleanup_ctx.append(_store_ctx)
     app.on_startup.append(_tune_gc)
@@ -63,6 +65,7 @@ async def _tune_gc(app: web.Application) -> None:
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     client = redis_client(app[SETTINGS])
-    app[STORE] = RollupStore(client)
+    app[STORE] = store = RollupStore(client)
+    app[READER] = WindowReader(store.source)
     yield
     await client.aclose()

@@ -7,11 +7,13 @@ from datetime import datetime
 
 from aiohttp import web
 
-from aggregators.store.redis_store import RollupStore
+from aggregators.reader import WindowReader
+from aggregators.store import RollupStore
 from api.auth import TokenRegistry
 from insights.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", RollupStore)
+READER = web.AppKey("reader", WindowReader)
 TOKENS = web.AppKey("tokens", TokenRegistry)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")

@@ -18,12 +18,12 @@ from redis.exceptions import RedisError
 
 from aggregators import queries
 from aggregators.queries import Window
-from aggregators.store import keys
+from aggregators.timebase import MS_PER_S, NS_PER_MS
 from api import openapi, params
 from api.auth import Scope, presented_token
 from api.coder.gotime import GoTime, format_rfc3339
 from api.coder.markdown import plaintext
-from api.context import CLOCK, SETTINGS, STORE, TOKENS
+from api.context import CLOCK, READER, SETTINGS, STORE, TOKENS
 from api.params import ApiError
 from insights import metrics
 
@@ -105,7 +105,7 @@ async def templates_view(request: web.Request) -> web.Response:
         return format_rfc3339(epoch_ns, offset)
 
     work = queries.templates_report(
-        request.app[STORE],
+        request.app[READER],
         window,
         _INTERVAL_DAYS.get(q.interval),
         q.sections,
@@ -117,14 +117,16 @@ async def templates_view(request: web.Request) -> web.Response:
 
 async def user_activity_view(request: web.Request) -> web.Response:
     q = _scoped_query(request, params.parse_user_activity_query)
-    work = queries.user_activity_report(request.app[STORE], _window(q.start, q.end, q.template_ids))
+    work = queries.user_activity_report(
+        request.app[READER], _window(q.start, q.end, q.template_ids)
+    )
     return await _compute(request, "Internal error fetching user activity.", work)
 
 
 async def user_latency_view(request: web.Request) -> web.Response:
     q = _scoped_query(request, params.parse_user_latency_query)
     window = _window(q.start, q.end, q.template_ids)
-    work = queries.user_latency_report(request.app[STORE], window, q.percentiles)
+    work = queries.user_latency_report(request.app[READER], window, q.percentiles)
     return await _compute(request, "Internal error fetching user latency.", work)
 
 
@@ -137,7 +139,7 @@ async def daus_view(request: web.Request) -> web.Response:
 
     async def work() -> object:
         now_ms = int(now.timestamp() * 1000)
-        rows = await queries.daus_report(request.app[STORE], now_ms, q.tz_offset)
+        rows = await queries.daus_report(request.app[READER], now_ms, q.tz_offset)
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         entries = [
             {"date": (epoch + timedelta(days=day)).strftime("%Y-%m-%d"), "amount": amount}
@@ -158,15 +160,12 @@ async def readyz(request: web.Request) -> web.Response:
     store = request.app[STORE]
     try:
         await store.ping()
-        beats = await store.redis.hgetall(keys.worker_heartbeat())
+        beats = await store.heartbeats.read()
     except (RedisError, OSError, TimeoutError) as exc:
         return json_response({"status": "unavailable", "redis": _one_line(exc)}, 503)
-    now_ms = time.time() * 1000
-    fresh = 0
-    for raw in beats.values():
-        beat = orjson.loads(raw)
-        if now_ms - beat["at_ms"] <= settings.readiness_max_age_s * 1000 and beat["partitions"]:
-            fresh += 1
+    now_ms = time.time_ns() // NS_PER_MS
+    max_age_ms = int(settings.readiness_max_age_s * MS_PER_S)
+    fresh = sum(1 for b in beats if b.partitions and b.fresh(now_ms, max_age_ms))
     if not fresh:
         return json_response({"status": "unavailable", "redis": "ok", "workers": 0}, 503)
     return json_response({"status": "ok", "redis": "ok", "workers": fresh})

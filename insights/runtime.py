@@ -17,8 +17,9 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from api.app import create_app
-from insights.devstack import embedded
+from insights import devstack
 from insights.settings import Settings
+from streams.kafka_admin import create_topics
 
 log = structlog.get_logger("insights")
 STOP_BUDGET_S = 8.0
@@ -27,7 +28,7 @@ STOP_BUDGET_S = 8.0
 @dataclass
 class Stack:
     settings: Settings
-    processes: list[embedded.ManagedProcess] = field(default_factory=list)
+    processes: list[devstack.ManagedProcess] = field(default_factory=list)
     embedded_broker: bool = False
 
     def stop_processes(self) -> None:
@@ -41,7 +42,7 @@ def start_embedded(settings: Settings, kafka_port: int | None, redis_port: int |
     stack = Stack(settings)
     try:
         if not settings.kafka_bootstrap:
-            broker = embedded.start_broker(kafka_port)
+            broker = devstack.start_broker(kafka_port)
             stack.processes.append(broker)
             settings.kafka_bootstrap = broker.address
             stack.embedded_broker = True
@@ -49,7 +50,7 @@ def start_embedded(settings: Settings, kafka_port: int | None, redis_port: int |
                 "embedded Kafka broker (Tansu) listening", bootstrap=broker.address, pid=broker.pid
             )
         if not settings.redis_url:
-            redis = embedded.start_redis(redis_port)
+            redis = devstack.start_redis(redis_port)
             stack.processes.append(redis)
             settings.redis_url = redis.address
             log.info("embedded Redis-protocol server listening", url=redis.address, pid=redis.pid)
@@ -94,9 +95,7 @@ async def run_stack(
     from streams.worker import InsightsWorker  # faust is heavy: only the worker imports it
 
     stop = _stop_event()
-    await embedded.create_topics(
-        settings.kafka_bootstrap, settings.all_topics, settings.topic_partitions
-    )
+    await create_topics(settings.kafka_bootstrap, settings.all_topics, settings.topic_partitions)
     redis = Redis.from_url(settings.redis_url)
     tasks: list[asyncio.Task[None]] = []
     insights_worker = None

@@ -17,13 +17,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
-import orjson
 import structlog
 from redis.asyncio import Redis
 
 from aggregators.model import TOPIC_KINDS
-from aggregators.store import keys
-from aggregators.store.redis_store import RollupStore
+from aggregators.store import RollupStore, WorkerBeat
+from aggregators.timebase import NS_PER_MS, NS_PER_US, US_PER_S
 from insights import metrics
 from insights.settings import Settings
 from streams.batches import DecodedBatch, RawMessage, decode_batch
@@ -34,7 +33,7 @@ HEARTBEAT_S = 2.0
 
 
 def _now_us() -> int:
-    return time.time_ns() // 1000
+    return time.time_ns() // NS_PER_US
 
 
 class InsightsWorker:
@@ -110,7 +109,7 @@ class InsightsWorker:
             )
             for e in events
         ]
-        max_future_us = int(self.settings.max_future_s * 1_000_000)
+        max_future_us = int(self.settings.max_future_s * US_PER_S)
         batch = decode_batch(kind, raw, self.clock_us(), max_future_us)
         await self._apply_until_accepted(topic, batch)
         for dead in batch.dead_letters:
@@ -143,9 +142,9 @@ class InsightsWorker:
     async def _heartbeat(self) -> None:
         assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in self.app.consumer.assignment())
         metrics.ASSIGNED.set(len(assignment))
-        entry = {"at_ms": time.time_ns() // 1_000_000, "partitions": assignment}
+        beat = WorkerBeat(self.worker_id, time.time_ns() // NS_PER_MS, tuple(assignment))
         try:
-            await self.redis.hset(keys.worker_heartbeat(), self.worker_id, orjson.dumps(entry))
+            await self.store.heartbeats.beat(beat)
         except Exception as exc:  # readiness is advisory; the next beat retries
             log.warning("heartbeat failed", error=str(exc))
 
@@ -156,4 +155,4 @@ class InsightsWorker:
         await self.app.stop()
         # Stopping anyway: when Redis is gone too, the stale beat simply ages out.
         with contextlib.suppress(Exception):
-            await self.redis.hdel(keys.worker_heartbeat(), self.worker_id)
+            await self.store.heartbeats.remove(self.worker_id)

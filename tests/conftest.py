@@ -5,7 +5,7 @@ Both are session-scoped and started lazily, so unit tests that request neither p
 * ``INSIGHTS_TEST_REDIS_URL`` / ``INSIGHTS_TEST_KAFKA_BOOTSTRAP`` point the suite at servers
   that already run (checked for reachability, never stopped by us). Careful: ``redis_client``
   runs FLUSHALL on that server before every test that uses it.
-* Otherwise the embedded servers from :mod:`insights.devstack.embedded` (Valkey and an in-memory
+* Otherwise the embedded servers from :mod:`insights.devstack` (Valkey and an in-memory
   Tansu broker on 127.0.0.1) are started once per session and stopped at its end.
 
 Tests that use any of these fixtures need a real server and belong under
@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from insights.devstack import embedded
+from insights import devstack
 
 REDIS_URL_ENV = "INSIGHTS_TEST_REDIS_URL"
 KAFKA_BOOTSTRAP_ENV = "INSIGHTS_TEST_KAFKA_BOOTSTRAP"
@@ -46,7 +46,7 @@ def _server(
     env: str,
     service: str,
     wait: Callable[[str], None],
-    start: Callable[[], embedded.ManagedProcess],
+    start: Callable[[], devstack.ManagedProcess],
 ) -> Iterator[str]:
     """An external server named by ``env`` (checked, never stopped), else an embedded one."""
     external = os.environ.get(env)
@@ -68,8 +68,8 @@ def redis_url() -> Iterator[str]:
     yield from _server(
         REDIS_URL_ENV,
         "redis",
-        lambda url: embedded.wait_for_redis(url, timeout_s=10.0),
-        embedded.start_redis,
+        lambda url: devstack.wait_for_redis(url, timeout_s=10.0),
+        devstack.start_redis,
     )
 
 
@@ -77,15 +77,15 @@ def redis_url() -> Iterator[str]:
 def kafka_bootstrap() -> Iterator[str]:
     """``host:port`` bootstrap of a Kafka-protocol broker for the whole session.
 
-    The embedded broker is Tansu: use ``embedded.TANSU_PRODUCER_SETTINGS`` /
-    ``TANSU_CONSUMER_SETTINGS`` and read the quirks in :mod:`insights.devstack.embedded`. Each test
-    should create its own uniquely named topics (``embedded.create_topics``) and groups.
+    The embedded broker is Tansu: use ``devstack.TANSU_PRODUCER_SETTINGS`` /
+    ``TANSU_CONSUMER_SETTINGS`` and read the quirks in :mod:`insights.devstack`. Each test should
+    create its own uniquely named topics (``streams.kafka_admin.create_topics``) and groups.
     """
     yield from _server(
         KAFKA_BOOTSTRAP_ENV,
         "kafka",
-        lambda bootstrap: embedded.wait_for_kafka(bootstrap, timeout_s=30.0),
-        embedded.start_broker,
+        lambda bootstrap: devstack.wait_for_kafka(bootstrap, timeout_s=30.0),
+        devstack.start_broker,
     )
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 VERSION = "v1"
 ROOT = f"cis:{VERSION}"
-SEP = "|"  # field separator inside hash fields; ids never contain it
 
 
 def day_prefix(day: int) -> str:

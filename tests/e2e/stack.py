@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from insights.devstack import embedded
+from insights import devstack
 
 TOKEN = "e2e-deployment-token"
 T1_TOKEN = "e2e-template1-token"
@@ -121,7 +121,7 @@ def running_stack(bootstrap: str, redis_base_url: str, db: int) -> Iterator[Stac
     name = uuid.uuid4().hex[:8]
     prefix = f"e2e{name}."
     redis_url = redis_base_url.rsplit("/", 1)[0] + f"/{db}"
-    port = embedded.free_port()
+    port = devstack.free_port()
     env = {
         **os.environ,
         "INSIGHTS_KAFKA_BOOTSTRAP": bootstrap,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from insights.devstack import embedded
+from insights import devstack
 from tests.e2e.stack import running_stack
 from tests.e2e.test_ingest import USERS, _session
 
@@ -15,8 +15,8 @@ PATH = (
 
 
 def test_redis_outage_stalls_the_worker_and_loses_nothing(kafka_bootstrap: str) -> None:
-    port = embedded.free_port()
-    redis = embedded.start_redis(port)
+    port = devstack.free_port()
+    redis = devstack.start_redis(port)
     try:
         with running_stack(kafka_bootstrap, redis.address, 0) as stack:
             redis.stop()
@@ -33,7 +33,7 @@ def test_redis_outage_stalls_the_worker_and_loses_nothing(kafka_bootstrap: str) 
 
             # The server comes back empty (no persistence): what counts now was
             # produced during the outage, so nothing of it may have been dropped.
-            redis = embedded.start_redis(port)
+            redis = devstack.start_redis(port)
             body = stack.wait_for(
                 PATH, lambda b: sum(u["seconds"] for u in b["report"]["users"]) == 40 * 60
             )

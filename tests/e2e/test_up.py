@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from insights.devstack import embedded
+from insights import devstack
 
 
 def _get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
@@ -30,14 +30,14 @@ def _get(url: str, token: str | None = None) -> tuple[int, dict[str, object]]:
 
 def _listening(port: int) -> bool:
     try:
-        embedded.wait_for_redis(f"redis://127.0.0.1:{port}/0", timeout_s=0.2)
+        devstack.wait_for_redis(f"redis://127.0.0.1:{port}/0", timeout_s=0.2)
     except Exception:
         return False
     return True
 
 
 def test_up_runs_everything_and_stops_within_ten_seconds() -> None:
-    ports = {name: embedded.free_port() for name in ("kafka", "redis", "api")}
+    ports = {name: devstack.free_port() for name in ("kafka", "redis", "api")}
     log = Path(tempfile.mkdtemp(prefix="insights-up-")) / "up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHTS_")}
     args = [sys.executable, "-m", "insights", "up", "--demo", "--demo-users", "6",

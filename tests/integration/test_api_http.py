@@ -20,9 +20,9 @@ from redis.asyncio import Redis
 
 from aggregators.model import Event, LatencyEvent, SessionEvent
 from aggregators.ops import plan_batch
-from aggregators.store.redis_store import RollupStore
+from aggregators.store import RollupStore
 from api.app import create_app
-from insights.devstack import embedded
+from insights import devstack
 from insights.settings import Settings
 from streams.decoding import decode_message
 from tests.golden_fixture import T1, T2, T3, build_events
@@ -148,7 +148,7 @@ async def test_daus_need_deployment_scope_before_parsing(api: tuple[Client, Roll
 def dead_store_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A port nobody listens on, or one that accepts and never answers."""
     if request.param == "refused":
-        yield f"redis://127.0.0.1:{embedded.free_port()}/0"
+        yield f"redis://127.0.0.1:{devstack.free_port()}/0"
         return
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))

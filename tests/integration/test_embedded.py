@@ -15,13 +15,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
-from insights.devstack import embedded
+from insights import devstack
+from insights.devstack import conformance
+from streams.kafka_admin import create_topics
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 3
 # Every Tansu group join is held for half the session timeout (>= ~1 s); a short session keeps
-# the join (~1 s) and the generation-0 restart penalty (~4 s) small. See insights.devstack.embedded.
+# the join (~1 s) and the generation-0 restart penalty (~4 s) small. See insights.devstack.
 FAST_GROUP = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 600}
 
 
@@ -41,15 +43,15 @@ async def _partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]
 
 async def test_create_topics_is_idempotent(kafka_bootstrap: str) -> None:
     a, b = _name("topic-a"), _name("topic-b")
-    await embedded.create_topics(kafka_bootstrap, [a], PARTITIONS)
+    await create_topics(kafka_bootstrap, [a], PARTITIONS)
     # Again, together with a new one and a duplicate name: existing topics are fine.
-    await embedded.create_topics(kafka_bootstrap, [a, b, b], PARTITIONS)
+    await create_topics(kafka_bootstrap, [a, b, b], PARTITIONS)
     assert await _partition_counts(kafka_bootstrap, [a, b]) == {a: PARTITIONS, b: PARTITIONS}
 
 
 async def test_create_topics_rejects_bad_partition_count(kafka_bootstrap: str) -> None:
     with pytest.raises(ValueError, match="partitions"):
-        await embedded.create_topics(kafka_bootstrap, [_name("bad")], 0)
+        await create_topics(kafka_bootstrap, [_name("bad")], 0)
 
 
 def _group_consumer(bootstrap: str, topic: str, group: str) -> AIOKafkaConsumer:
@@ -81,7 +83,7 @@ async def _take(consumer: AIOKafkaConsumer, count: int) -> dict[int, list[tuple[
 
 async def test_produce_consume_commit_resume(kafka_bootstrap: str) -> None:
     topic, group = _name("events"), _name("group")
-    await embedded.create_topics(kafka_bootstrap, [topic], PARTITIONS)
+    await create_topics(kafka_bootstrap, [topic], PARTITIONS)
 
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks=1, enable_idempotence=False)
     await producer.start()
@@ -115,7 +117,7 @@ async def test_produce_consume_commit_resume(kafka_bootstrap: str) -> None:
         assert resumed == {p: [(2, f"p{p}-r2".encode())] for p in range(PARTITIONS)}
         # ... and keeps receiving what is produced after it joined.
         producer = AIOKafkaProducer(
-            bootstrap_servers=kafka_bootstrap, **embedded.TANSU_PRODUCER_SETTINGS
+            bootstrap_servers=kafka_bootstrap, **devstack.TANSU_PRODUCER_SETTINGS
         )
         await producer.start()
         try:
@@ -128,7 +130,7 @@ async def test_produce_consume_commit_resume(kafka_bootstrap: str) -> None:
 
 
 async def test_check_broker(kafka_bootstrap: str) -> None:
-    result = await embedded.check_broker(kafka_bootstrap, **FAST_GROUP)
+    result = await conformance.check_broker(kafka_bootstrap, **FAST_GROUP)
     assert result.resumed_from == result.committed == dict.fromkeys(range(3), 2)
     assert result.first_join_s < 30
     assert result.rejoin_s < 30
@@ -180,7 +182,7 @@ async def test_redis_eval_lua_with_cjson_and_bit(redis_client: Redis) -> None:
 
 
 def test_check_redis(redis_url: str) -> None:
-    assert embedded.check_redis(redis_url).split()[0] in {"valkey", "redis"}
+    assert conformance.check_redis(redis_url).split()[0] in {"valkey", "redis"}
 
 
 # --- process management (fast; these start their own short-lived processes) -----------------
@@ -201,7 +203,7 @@ def _group_gone(pgid: int, within_s: float = 5.0) -> bool:
 
 def test_managed_process_stop_escalates_to_sigkill_for_the_whole_group() -> None:
     # The shell and its child ignore SIGTERM, so only the SIGKILL to the group ends them.
-    proc = embedded.ManagedProcess(
+    proc = devstack.ManagedProcess(
         "stubborn",
         ["sh", "-c", "trap '' TERM; sleep 60 & wait"],
         address="none",
@@ -218,7 +220,7 @@ def test_managed_process_stop_escalates_to_sigkill_for_the_whole_group() -> None
 
 
 def test_managed_process_context_manager_and_log() -> None:
-    with embedded.ManagedProcess(
+    with devstack.ManagedProcess(
         "talker",
         [sys.executable, "-c", "import time; print('hi', flush=True); time.sleep(60)"],
         address="none",
@@ -233,36 +235,36 @@ def test_managed_process_context_manager_and_log() -> None:
 
 
 def test_wait_reports_early_exit_with_log_tail() -> None:
-    proc = embedded.ManagedProcess(
+    proc = devstack.ManagedProcess(
         "crasher", ["sh", "-c", "echo 'boom: cannot start' >&2; exit 3"], address="none"
     )
     try:
-        with pytest.raises(embedded.EmbeddedStartError, match=r"(?s)exited with code 3.*boom"):
-            embedded.wait_for_kafka(f"127.0.0.1:{embedded.free_port()}", 10, process=proc)
+        with pytest.raises(devstack.EmbeddedStartError, match=r"(?s)exited with code 3.*boom"):
+            devstack.wait_for_kafka(f"127.0.0.1:{devstack.free_port()}", 10, process=proc)
     finally:
         proc.stop()
 
 
 def test_wait_times_out_with_clear_error() -> None:
-    port = embedded.free_port()
+    port = devstack.free_port()
     started = time.monotonic()
-    with pytest.raises(embedded.EmbeddedStartError, match=r"within 0\.5s"):
-        embedded.wait_for_redis(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
+    with pytest.raises(devstack.EmbeddedStartError, match=r"within 0\.5s"):
+        devstack.wait_for_redis(f"redis://127.0.0.1:{port}/0", timeout_s=0.5)
     assert time.monotonic() - started < 5
 
 
 def test_start_on_a_taken_port_fails_fast(redis_url: str) -> None:
     taken = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    with pytest.raises(embedded.EmbeddedStartError, match="not available"):
-        embedded.start_broker(taken)
+    with pytest.raises(devstack.EmbeddedStartError, match="not available"):
+        devstack.start_broker(taken)
 
 
 def test_start_and_stop_redis_with_explicit_port() -> None:
-    port = embedded.free_port()
-    with embedded.start_redis(port) as server:
+    port = devstack.free_port()
+    with devstack.start_redis(port) as server:
         assert server.address == f"redis://127.0.0.1:{port}/0"
         assert server.is_running()
-        embedded.wait_for_redis(server.address, timeout_s=1)
+        devstack.wait_for_redis(server.address, timeout_s=1)
         workdir = server.workdir
     assert not server.is_running()
     assert server.returncode == 0  # SIGTERM is a clean shutdown

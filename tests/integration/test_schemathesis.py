@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from aggregators.ops import plan_batch
-from aggregators.store.redis_store import RollupStore
+from aggregators.store import RollupStore
 from api.app import create_app
 from api.openapi import openapi_document
 from insights.settings import Settings

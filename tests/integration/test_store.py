@@ -8,8 +8,8 @@ from redis.asyncio import Redis
 from aggregators.model import AppUsageEvent, LatencyEvent, SessionEvent
 from aggregators.ops import plan_batch
 from aggregators.queries import Window, user_activity_report
-from aggregators.store import keys
-from aggregators.store.redis_store import RollupStore
+from aggregators.reader import WindowReader
+from aggregators.store import RollupStore, keys
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def _report(minute: int, conn: int, template: str = T1, id_: str = "") -> Sessio
 
 
 async def _seconds(store: RollupStore, window: Window = WHOLE_DAY) -> int:
-    body = await user_activity_report(store, window)
+    body = await user_activity_report(WindowReader(store.source), window)
     return sum(u["seconds"] for u in body["report"]["users"])  # type: ignore[index]
 
 
@@ -101,6 +101,7 @@ async def test_cached_frames_follow_catalogue_changes(redis_client: Redis) -> No
     from aggregators.queries import templates_report
 
     store = RollupStore(redis_client)
+    reader = WindowReader(store.source)
 
     def app(id_: str, time_us: int, name: str) -> AppUsageEvent:
         return AppUsageEvent(
@@ -111,7 +112,7 @@ async def test_cached_frames_follow_catalogue_changes(redis_client: Redis) -> No
         )  # fmt: skip
 
     async def names() -> list[str]:
-        body = await templates_report(store, WHOLE_DAY, None, frozenset({"report"}), str, str)
+        body = await templates_report(reader, WHOLE_DAY, None, frozenset({"report"}), str, str)
         return [a["display_name"] for a in body["report"]["apps_usage"][5:]]  # type: ignore[index]
 
     await store.apply(plan_batch([app("a1", DAY_US + 3 * MIN_US, "Old name")]))
@@ -123,9 +124,10 @@ async def test_cached_frames_follow_catalogue_changes(redis_client: Redis) -> No
 
 async def test_cached_profiles_follow_renames_only(redis_client: Redis) -> None:
     store = RollupStore(redis_client)
+    reader = WindowReader(store.source)
 
     async def names() -> list[str]:
-        body = await user_activity_report(store, WHOLE_DAY)
+        body = await user_activity_report(reader, WHOLE_DAY)
         return [u["username"] for u in body["report"]["users"]]  # type: ignore[index]
 
     await store.apply(plan_batch([_report(1, 1)._replace(username="before")]))

@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 from aggregators.model import AppUsageEvent, Event, LatencyEvent, SessionEvent
 from aggregators.ops import plan_batch
 from aggregators.queries import Window, templates_report, user_activity_report, user_latency_report
-from aggregators.store.redis_store import RollupStore
+from aggregators.reader import WindowReader
+from aggregators.store import RollupStore
 from tests.oracle import NS_HH, Oracle
 
 pytestmark = pytest.mark.integration
@@ -165,6 +166,7 @@ async def _run(redis_url: str, events: list[Event], split: int) -> None:
     try:
         await redis.flushall()
         store = RollupStore(redis)
+        reader = WindowReader(store.source)
         for i in range(0, len(events), split):
             await store.apply(plan_batch(events[i : i + split]))
         oracle = Oracle(events)
@@ -178,13 +180,13 @@ async def _run(redis_url: str, events: list[Event], split: int) -> None:
                 for filt in FILTERS:
                     w = Window(start_ns, end_ns, "s", "e", filt)
                     sections = frozenset({"report", "interval_reports"})
-                    rep = await templates_report(store, w, 1, sections, str, str)
+                    rep = await templates_report(reader, w, 1, sections, str, str)
                     got = [(i["active_users"], i["template_ids"])
                            for i in rep.get("interval_reports", [])]  # fmt: skip
                     step = 86_400 * 10**9
                     assert got == oracle.intervals(start_ns, end_ns, step, set(filt) or None)
-                    act = await user_activity_report(store, w)
-                    lat = await user_latency_report(store, w, [("p50", 0.5), ("p95", 0.95)])
+                    act = await user_activity_report(reader, w)
+                    lat = await user_latency_report(reader, w, [("p50", 0.5), ("p95", 0.95)])
                     _check(rep, act, lat, oracle.summary(start_ns, end_ns, set(filt) or None))
     finally:
         await redis.aclose()

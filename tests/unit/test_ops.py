@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from aggregators.model import AppUsageEvent, LatencyEvent, SessionEvent
-from aggregators.ops import plan_batch
+from aggregators.ops import MetaUpdate, plan_batch
 
 T = "00000000-0000-0000-0000-000000000001"
 U = "00000000-0000-0000-0000-000000000004"
@@ -22,7 +22,7 @@ def test_reports_of_one_cell_collapse_to_one_op() -> None:
 def test_report_without_sessions_contributes_nothing_but_the_profile() -> None:
     plan = plan_batch([_s("1", 0, 0, 0, conn=1)])
     assert plan.days == {}
-    assert plan.meta == [["u", U, "0", "1", "user1", ""]]
+    assert plan.meta == [MetaUpdate("u", U, "", 0, "1", "user1", "")]
 
 
 def test_app_session_spans_cells_and_days() -> None:
@@ -48,7 +48,7 @@ def test_app_session_spans_cells_and_days() -> None:
     plan = plan_batch([e])
     assert plan.days[0] == [["p", T, U, 47, "app1", 1 << 29]]
     assert plan.days[1] == [["p", T, U, 0, "app1", 1]]
-    assert ["a", T + "|app1", str(start + 2 * MIN), "a", "App 1", "/i.png"] in plan.meta
+    assert MetaUpdate("a", T, "app1", start + 2 * MIN, "a", "App 1", "/i.png") in plan.meta
 
 
 def test_terminal_and_ports_are_not_catalogued() -> None:
@@ -60,14 +60,14 @@ def test_terminal_and_ports_are_not_catalogued() -> None:
     )
     plan = plan_batch([term, port])
     assert [op[4] for op in plan.days[0]] == ["[terminal]", "8080"]
-    assert all(op[0] == "u" for op in plan.meta)
+    assert all(m.kind == "u" for m in plan.meta)
 
 
 def test_newest_profile_wins_within_a_batch() -> None:
     old = _s("9", 0, 0, 1)._replace(username="old")
     new = _s("1", 5, 0, 1)._replace(username="new")
     plan = plan_batch([new, old])
-    assert [op[4] for op in plan.meta] == ["new"]
+    assert [m.name for m in plan.meta] == ["new"]
 
 
 def test_latency_ops_carry_a_digest_per_event() -> None:

@@ -1,0 +1,245 @@
+"""The read path: one request in, one folded window out, re-reading only what changed.
+
+A request takes one ``Snapshot`` of versions (days with data, each day's
+rollup version, catalogue and users versions), then:
+
+* each day's share of the window is folded (``aggregators.window``) and
+  packed into a frame (``aggregators.frames``) that is cached by the day's
+  version (and the catalogue's, when apps are shown), so only changed days
+  are read again - in one ``read_days`` call for all of them;
+* builds are listed once per day version and only the candidates that can
+  win the window (``parameters.candidate_build_fields``) are decoded;
+* profiles and the app catalogue are decoded once per their version.
+
+I/O goes through the injected ``RollupSource``; this module knows no keys.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aggregators.frames import (
+    DayFrame,
+    LatencyBlock,
+    UserIndex,
+    WindowView,
+    day_frame,
+    latency_block,
+    merge_frames,
+)
+from aggregators.parameters import DayBuilds, StoredBuild, candidate_build_fields, index_day_builds
+from aggregators.records import Catalogue, DayCells, Parts
+from aggregators.reports import Profile
+from aggregators.source import DayRead, RollupSource, Snapshot, Version
+from aggregators.timebase import HALF_HOURS_PER_DAY, NS_PER_DAY, day_span
+from aggregators.window import WindowAcc, fold_aggregates, fold_day_cells
+
+Stamp = tuple[object, ...]
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    """Half-hours ``[first_hh, stop_hh)`` of the selected templates (None = all)."""
+
+    first_hh: int
+    stop_hh: int
+    templates: tuple[str, ...] | None
+    parts: Parts
+    builds_ns: tuple[int, int] | None = None  # creation window of the builds to choose from
+    profiles: bool = False
+
+
+@dataclass
+class WindowData:
+    view: WindowView
+    builds: list[StoredBuild] = field(default_factory=list)  # candidates; queries choose
+    profiles: Mapping[str, Profile] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _DayPlan:
+    day: int
+    lo: int
+    hi: int
+
+    @property
+    def whole(self) -> bool:
+        return self.lo == 0 and self.hi == HALF_HOURS_PER_DAY
+
+
+class FrameCache:
+    """Bounded LRU of day frames, each valid for the versions it was built at."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Stamp, tuple[Stamp, DayFrame]] = OrderedDict()
+
+    def get(self, key: Stamp, stamp: Stamp) -> DayFrame | None:
+        item = self._items.get(key)
+        if item is None or item[0] != stamp:
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    def put(self, key: Stamp, stamp: Stamp, frame: DayFrame) -> None:
+        self._items[key] = (stamp, frame)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class WindowReader:
+    def __init__(self, source: RollupSource, frame_cache_size: int = 512) -> None:
+        self.source = source
+        self._frames = FrameCache(frame_cache_size)
+        self._users = UserIndex()
+        self._blocks: dict[Stamp, LatencyBlock] = {}
+        self._catalogue: tuple[Version, Catalogue] | None = None
+        self._profiles: tuple[Version, dict[str, Profile]] | None = None
+        # day -> (version, the day's builds indexed, decoded builds by name)
+        self._builds: dict[int, tuple[Version, DayBuilds, dict[str, StoredBuild]]] = {}
+        self._intern: dict[tuple[str, ...], int] = {}
+
+    async def read(self, req: ReadRequest) -> WindowData:
+        first_day = req.first_hh // HALF_HOURS_PER_DAY
+        stop_day = _ceil_div(req.stop_hh, HALF_HOURS_PER_DAY)
+        if req.builds_ns is not None:
+            first_day = min(first_day, req.builds_ns[0] // NS_PER_DAY)
+            stop_day = max(stop_day, _ceil_div(req.builds_ns[1], NS_PER_DAY))
+        snap = await self.source.snapshot(first_day, stop_day)
+        data = WindowData(await self._view(snap, req))
+        if req.builds_ns is not None:
+            data.builds = await self._candidate_builds(snap, *req.builds_ns, req.templates)
+        if req.profiles and data.view.users:
+            data.profiles = await self._profiles_at(snap.users_version)
+        return data
+
+    # -- windows ----------------------------------------------------------------
+
+    async def _view(self, snap: Snapshot, req: ReadRequest) -> WindowView:
+        days = set(snap.days)
+        plans = [
+            _DayPlan(day, lo, hi)
+            for day, lo, hi in day_span(req.first_hh, req.stop_hh)
+            if day in days
+        ]
+        cat_version = snap.catalogue_version if "x" in req.parts else None
+        frames: list[DayFrame] = []
+        stamps: dict[int, Stamp] = {}
+        stale: list[tuple[_DayPlan, Stamp, Stamp]] = []
+        for plan in plans:
+            key: Stamp = (plan.day, plan.lo, plan.hi, req.templates, req.parts)
+            stamp: Stamp = (snap.day_versions.get(plan.day), cat_version)
+            stamps[plan.day] = key + stamp
+            frame = self._frames.get(key, stamp)
+            if frame is None:
+                stale.append((plan, key, stamp))
+            else:
+                frames.append(frame)
+        if stale:
+            catalogue = await self._catalogue_at(cat_version) if "x" in req.parts else {}
+            built = await self._fold_days([p for p, _, _ in stale], req, catalogue)
+            for (_, key, stamp), frame in zip(stale, built, strict=True):
+                self._frames.put(key, stamp, frame)
+                frames.append(frame)
+        view = merge_frames(frames, self._users)
+        if "l" in req.parts:
+            view.latency_block = self._latency_block(frames, stamps)
+        return view
+
+    async def _fold_days(
+        self, plans: list[_DayPlan], req: ReadRequest, catalogue: Catalogue
+    ) -> list[DayFrame]:
+        reads = [DayRead(p.day, p.whole, req.templates, req.parts) for p in plans]
+        out: list[DayFrame] = []
+        for plan, data in zip(plans, await self.source.read_days(reads), strict=True):
+            acc = WindowAcc(plan.day * HALF_HOURS_PER_DAY, (plan.day + 1) * HALF_HOURS_PER_DAY)
+            if isinstance(data, DayCells):
+                fold_day_cells(acc, data, plan.lo, plan.hi, catalogue)
+            elif not fold_aggregates(acc, data, catalogue):
+                (cells,) = await self.source.read_days(
+                    [DayRead(plan.day, False, req.templates, req.parts)]
+                )
+                assert isinstance(cells, DayCells)
+                fold_day_cells(acc, cells, plan.lo, plan.hi, catalogue)
+            out.append(day_frame(acc, plan.day, self._users))
+        return out
+
+    def _latency_block(
+        self, frames: list[DayFrame], stamps: dict[int, Stamp]
+    ) -> LatencyBlock | None:
+        """Samples of all but the two newest days, summed once per set of day versions:
+        live data lands on the newest days, so a dashboard re-sums only those."""
+        if len(frames) <= 2:
+            return None
+        settled = sorted(frames, key=lambda f: f.day)[:-2]
+        key = tuple(stamps[f.day] for f in settled)
+        block = self._blocks.get(key)
+        if block is None:
+            block = latency_block(settled)
+            self._blocks[key] = block
+            while len(self._blocks) > 8:
+                self._blocks.pop(next(iter(self._blocks)))
+        return block
+
+    # -- metadata -----------------------------------------------------------------
+
+    async def _catalogue_at(self, version: Version) -> Catalogue:
+        if self._catalogue is None or self._catalogue[0] != version:
+            self._catalogue = (version, await self.source.catalogue())
+        return self._catalogue[1]
+
+    async def _profiles_at(self, version: Version) -> dict[str, Profile]:
+        if self._profiles is None or self._profiles[0] != version:
+            self._profiles = (version, await self.source.profiles())
+        return self._profiles[1]
+
+    # -- builds -------------------------------------------------------------------
+
+    async def _candidate_builds(
+        self, snap: Snapshot, start_ns: int, end_ns: int, templates: tuple[str, ...] | None
+    ) -> list[StoredBuild]:
+        """Each workspace's top build of the days lying wholly inside the window, plus
+        every build of the edge days (their exact times decide).  Only these are decoded,
+        once per day version; ``parameters.latest_builds`` makes the final choice."""
+        self._trim_builds()
+        first, stop = start_ns // NS_PER_DAY, _ceil_div(end_ns, NS_PER_DAY)
+        days = [d for d in snap.days if first <= d < stop]
+        versions = {d: snap.day_versions.get(d) for d in days}
+        stale = [d for d in days if d not in self._builds or self._builds[d][0] != versions[d]]
+        for day, fields in zip(stale, await self.source.build_fields(stale), strict=True):
+            self._builds[day] = (versions[day], index_day_builds(fields, self._intern), {})
+        indexed = {d: self._builds[d][1] for d in days}
+        interior = {d for d in days if start_ns <= d * NS_PER_DAY <= end_ns - NS_PER_DAY}
+        selected = None
+        if templates is not None:
+            ids = [self._intern[(t,)] for t in templates if (t,) in self._intern]
+            selected = np.array(ids, dtype=np.int64)
+        wanted = candidate_build_fields(indexed, interior, selected)
+        missing = {
+            d: [n for n in names if n not in self._builds[d][2]] for d, names in wanted.items()
+        }
+        if any(missing.values()):
+            decoded = await self.source.builds(missing)
+            for day, names in missing.items():
+                cache = self._builds[day][2]
+                cache.update((n, decoded[n]) for n in names if n in decoded)
+        return [
+            self._builds[d][2][n] for d, names in wanted.items() for n in names
+            if n in self._builds[d][2]
+        ]  # fmt: skip
+
+    def _trim_builds(self, keep_days: int = 400, max_ids: int = 2_000_000) -> None:
+        if len(self._intern) > max_ids:  # ids and the arrays using them go together
+            self._intern.clear()
+            self._builds.clear()
+        while len(self._builds) > keep_days:
+            self._builds.pop(next(iter(self._builds)))

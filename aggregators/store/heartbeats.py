@@ -1,0 +1,46 @@
+"""Worker heartbeats: which workers are alive and hold partitions (readiness).
+
+One hash (``keys.worker_heartbeat``) maps a worker id to its latest beat; a
+beat older than the readiness age counts as a dead worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from redis.asyncio import Redis
+
+from aggregators.store import codec, keys
+
+
+@dataclass(frozen=True)
+class WorkerBeat:
+    worker_id: str
+    at_ms: int
+    partitions: tuple[str, ...]  # "topic:partition" assigned to the worker
+
+    def fresh(self, now_ms: int, max_age_ms: int) -> bool:
+        return now_ms - self.at_ms <= max_age_ms
+
+
+class Heartbeats:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def beat(self, beat: WorkerBeat) -> None:
+        entry = {"at_ms": beat.at_ms, "partitions": list(beat.partitions)}
+        await self.redis.hset(keys.worker_heartbeat(), beat.worker_id, orjson.dumps(entry))
+
+    async def remove(self, worker_id: str) -> None:
+        await self.redis.hdel(keys.worker_heartbeat(), worker_id)
+
+    async def read(self) -> list[WorkerBeat]:
+        raw = await self.redis.hgetall(keys.worker_heartbeat())
+        out = []
+        for worker_id, value in raw.items():
+            entry = orjson.loads(value)
+            out.append(
+                WorkerBeat(codec.text(worker_id), entry["at_ms"], tuple(entry["partitions"]))
+            )
+        return out

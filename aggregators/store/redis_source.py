@@ -1,0 +1,178 @@
+"""Reads: the ``RollupSource`` of the read path, over Redis.
+
+Every method pipelines its commands, so it costs one round trip, or two when
+the second depends on the first (a day's template or cell set, then its
+hashes).  Replies are decoded into the core's records by ``codec``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from aggregators.parameters import BuildField, StoredBuild
+from aggregators.records import Catalogue, DayAggregates, DayCells, Parts
+from aggregators.reports import Profile
+from aggregators.source import DayData, DayRead, Snapshot
+from aggregators.store import codec, keys
+
+Reader = Callable[[Iterator[Any]], DayData]
+
+
+class RedisSource:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def snapshot(self, first_day: int, stop_day: int) -> Snapshot:
+        raw: list[Any] = await self.redis.zrangebyscore(keys.data_days(), first_day, stop_day - 1)
+        days = tuple(int(d) for d in raw)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(keys.catalogue_version())
+        pipe.get(keys.users_version())
+        for day in days:
+            pipe.get(keys.day_version(day))
+        cat_version, users_version, *day_versions = await pipe.execute()
+        return Snapshot(
+            days,
+            codec.versions(dict(zip(days, day_versions, strict=True))),
+            None if cat_version is None else codec.text(cat_version),
+            None if users_version is None else codec.text(users_version),
+        )
+
+    async def read_days(self, reads: Sequence[DayRead]) -> list[DayData]:
+        if not reads:
+            return []
+        index = await self._day_indexes(reads)
+        pipe = self.redis.pipeline(transaction=False)
+        readers = [
+            _queue_day(pipe, read, members) for read, members in zip(reads, index, strict=True)
+        ]
+        results = iter(await pipe.execute())
+        return [reader(results) for reader in readers]
+
+    async def _day_indexes(self, reads: Sequence[DayRead]) -> list[list[str]]:
+        """Templates of each whole day, ``template|user`` cell members of the others."""
+        pipe = self.redis.pipeline(transaction=False)
+        for read in reads:
+            pipe.smembers(keys.day_templates(read.day) if read.whole else keys.day_cells(read.day))
+        out: list[list[str]] = []
+        for read, raw in zip(reads, await pipe.execute(), strict=True):
+            names = codec.members(raw)
+            if read.templates is not None:
+                wanted = set(read.templates)
+                names = [n for n in names if codec.split_pair(n)[0] in wanted]
+            out.append(names)
+        return out
+
+    async def catalogue(self) -> Catalogue:
+        return codec.catalogue(await self.redis.hgetall(keys.app_catalogue()))
+
+    async def profiles(self) -> dict[str, Profile]:
+        return codec.profiles(await self.redis.hgetall(keys.users()))
+
+    async def build_fields(self, days: Sequence[int]) -> list[list[BuildField]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for day in days:
+            pipe.hkeys(keys.day_builds(day))
+        return [
+            [codec.parse_build_field(codec.text(f)) for f in raw] for raw in await pipe.execute()
+        ]
+
+    async def builds(self, wanted: Mapping[int, Sequence[str]]) -> dict[str, StoredBuild]:
+        asked = [(day, list(names)) for day, names in wanted.items() if names]
+        pipe = self.redis.pipeline(transaction=False)
+        for day, names in asked:
+            pipe.hmget(keys.day_builds(day), names)
+        out: dict[str, StoredBuild] = {}
+        for (_, names), values in zip(asked, await pipe.execute(), strict=True):
+            for name, value in zip(names, values, strict=True):
+                if value is not None:
+                    out[name] = codec.stored_build(name, value)
+        return out
+
+
+def _queue_day(pipe: Any, read: DayRead, members: list[str]) -> Reader:
+    if not read.whole:
+        return _queue_cells(pipe, read.day, members, read.parts)
+    if read.templates is None:
+        return _queue_all_scope(pipe, read.day, members, read.parts)
+    per_template = [_queue_template_scope(pipe, read.day, t, read.parts) for t in members]
+    return lambda results: [read_one(results) for read_one in per_template]
+
+
+def _queue_all_scope(pipe: Any, day: int, templates: list[str], parts: Parts) -> Reader:
+    """The ``all`` scope's caps-applied aggregates, plus what each template contributed."""
+    scope_parts = [p for p in ("x", "m", "l") if p in parts]
+    for part in scope_parts:
+        pipe.hgetall(keys.day_agg(day, keys.ALL, part))
+    for t in templates:
+        pipe.hgetall(keys.day_agg(day, t, "a"))
+        if "x" in parts:
+            pipe.hgetall(keys.day_agg(day, t, "x"))
+        if "l" in parts:
+            pipe.hkeys(keys.day_agg(day, t, "l"))
+
+    def read(results: Iterator[Any]) -> DayData:
+        scoped = {part: codec.str_hash(next(results)) for part in scope_parts}
+        agg = DayAggregates(
+            day,
+            codec.tool_minutes(scoped.get("x", {})),
+            codec.int_hash(scoped.get("m", {})),
+            codec.latency_bins(scoped.get("l", {})),
+            {},
+            {},
+            {},
+        )
+        for t in templates:
+            agg.active[t] = codec.int_hash(codec.str_hash(next(results)))
+            if "x" in parts:
+                agg.template_tools[t] = codec.tool_minutes(codec.str_hash(next(results)))
+            if "l" in parts:
+                agg.latency_users[t] = [codec.text(u) for u in next(results)]
+        return [agg]
+
+    return read
+
+
+def _queue_template_scope(
+    pipe: Any, day: int, template: str, parts: Parts
+) -> Callable[[Iterator[Any]], DayAggregates]:
+    wanted = ["a", *(p for p in ("x", "m", "l") if p in parts)]
+    for part in wanted:
+        pipe.hgetall(keys.day_agg(day, template, part))
+
+    def read(results: Iterator[Any]) -> DayAggregates:
+        got = {part: codec.str_hash(next(results)) for part in wanted}
+        tools = codec.tool_minutes(got.get("x", {}))
+        latency = got.get("l", {})
+        return DayAggregates(
+            day,
+            tools,
+            codec.int_hash(got.get("m", {})),
+            codec.latency_bins(latency),
+            {template: codec.int_hash(got["a"])},
+            {template: tools} if "x" in parts else {},
+            {template: list(latency)} if "l" in parts else {},
+        )
+
+    return read
+
+
+def _queue_cells(pipe: Any, day: int, members: list[str], parts: Parts) -> Reader:
+    pairs = [codec.split_pair(m) for m in members]
+    for t, u in pairs:
+        pipe.hgetall(keys.cell(day, t, u))
+        if "l" in parts:
+            pipe.hgetall(keys.cell_latency(day, t, u))
+
+    def read(results: Iterator[Any]) -> DayData:
+        cells = DayCells(day, {}, {})
+        for pair in pairs:
+            cells.cells[pair] = codec.cell(codec.str_hash(next(results)))
+            if "l" in parts:
+                cells.latency[pair] = codec.latency_samples(codec.str_hash(next(results)))
+        return cells
+
+    return read

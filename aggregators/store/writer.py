@@ -1,0 +1,54 @@
+"""Writes: one batch plan = one pipeline, so a batch costs one round trip.
+
+Each UTC day's operations go to ``rollup.lua`` in one call (all keys of a day
+share the ``{d<day>}`` hash tag, so the call stays in one cluster slot), the
+index of days with data is updated, and the metadata updates go to
+``meta.lua`` (``{meta}`` tag).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import orjson
+from redis.asyncio import Redis
+
+from aggregators.ops import BatchPlan
+from aggregators.store import codec, keys
+
+_ROLLUP_LUA = resources.files("aggregators.store").joinpath("rollup.lua").read_text()
+_META_LUA = resources.files("aggregators.store").joinpath("meta.lua").read_text()
+
+
+class RollupWriter:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._rollup = redis.register_script(_ROLLUP_LUA)
+        self._meta = redis.register_script(_META_LUA)
+
+    async def apply(self, plan: BatchPlan) -> int:
+        """Apply a batch plan atomically per day, in one round trip; returns changed ops."""
+        days = sorted(plan.days.keys() | plan.builds.keys())
+        if not days and not plan.meta:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for day in days:
+            ops = plan.days.get(day, []) + [codec.build_op(b) for b in plan.builds.get(day, ())]
+            args: list[str | bytes] = [keys.day_prefix(day), orjson.dumps(ops)]
+            await self._rollup(keys=[keys.day_templates(day)], args=args, client=pipe)
+        if days:
+            # Idempotent index of days with data, so a query over decades reads only those.
+            pipe.zadd(keys.data_days(), {str(day): day for day in days})
+        if plan.meta:
+            meta_keys = [
+                keys.users(),
+                keys.app_catalogue(),
+                keys.catalogue_version(),
+                keys.users_version(),
+            ]
+            ops_json = orjson.dumps([codec.meta_op(m) for m in plan.meta])
+            await self._meta(keys=meta_keys, args=[ops_json], client=pipe)
+        results = await pipe.execute()
+        if days:
+            del results[len(days)]  # the ZADD's count is not a changed op
+        return sum(int(r) for r in results)

@@ -1,0 +1,145 @@
+"""An in-memory ``RollupSource`` for unit tests of the read path and the queries.
+
+Days are described by the cells of session reports (connected, one builtin
+kind each), and their aggregates are derived here the way the rollup script
+derives them, for data in which no 30-minute cap binds (tests keep to one
+report per (user, half-hour) across templates unless they want the cell path).
+Every call is recorded, so tests can assert what was (not) read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from aggregators.parameters import BuildField, StoredBuild
+from aggregators.records import Catalogue, DayAggregates, DayCells, HalfHourCell, ToolMinutes
+from aggregators.reports import Profile
+from aggregators.source import DayData, DayRead, Snapshot
+
+
+@dataclass(frozen=True)
+class Report:
+    template: str
+    user: str
+    hh: int  # half-hour of the day
+    minutes: int  # 30-bit minute mask
+    kind: int = 0  # builtin kind index (0 = vscode)
+
+
+@dataclass
+class FakeDay:
+    reports: list[Report]
+    version: int = 1
+    latency: dict[tuple[str, str], list[tuple[int, str]]] = field(default_factory=dict)
+    builds: dict[str, StoredBuild] = field(default_factory=dict)
+
+    def cells(self, templates: tuple[str, ...] | None) -> DayCells:
+        out = DayCells(0, {}, {})
+        for r in self.reports:
+            if templates is None or r.template in templates:
+                cell = out.cells.setdefault((r.template, r.user), {}).setdefault(
+                    r.hh, HalfHourCell(connected=True)
+                )
+                cell.agent |= r.minutes
+                cell.kinds[r.kind] |= r.minutes
+        for pair, samples in self.latency.items():
+            if templates is None or pair[0] in templates:
+                out.latency[pair] = samples
+        return out
+
+    def aggregates(self, templates: Sequence[str] | None) -> list[DayAggregates]:
+        if templates is None:
+            return [self._scope(None)]
+        present = {r.template for r in self.reports} | {t for t, _ in self.latency}
+        return [self._scope(t) for t in sorted(templates) if t in present]
+
+    def _scope(self, template: str | None) -> DayAggregates:
+        agg = DayAggregates(0, ToolMinutes(), {}, {}, {}, {}, {})
+        for (t, hh), cell in sorted(self._cells_by_template_hh(template).items()):
+            for user, (minutes, kinds) in cell.items():
+                agg.active.setdefault(t, {})[user] = agg.active.get(t, {}).get(user, 0) | 1 << hh
+                agg.minutes[user] = agg.minutes.get(user, 0) + minutes.bit_count()
+                tools = agg.template_tools.setdefault(t, ToolMinutes())
+                for kind, mask in kinds.items():
+                    agg.tools.kinds[kind] = agg.tools.kinds.get(kind, 0) + mask.bit_count()
+                    tools.kinds[kind] = tools.kinds.get(kind, 0) + mask.bit_count()
+        for (t, user), samples in self.latency.items():
+            if template is None or t == template:
+                bins = agg.latency.setdefault(user, {})
+                for _, b in samples:
+                    bins[b] = bins.get(b, 0) + 1
+                agg.latency_users.setdefault(t, []).append(user)
+        return agg
+
+    def _cells_by_template_hh(
+        self, template: str | None
+    ) -> dict[tuple[str, int], dict[str, tuple[int, dict[int, int]]]]:
+        out: dict[tuple[str, int], dict[str, tuple[int, dict[int, int]]]] = {}
+        for r in self.reports:
+            if template is not None and r.template != template:
+                continue
+            per_user = out.setdefault((r.template, r.hh), {})
+            minutes, kinds = per_user.get(r.user, (0, {}))
+            kinds[r.kind] = kinds.get(r.kind, 0) | r.minutes
+            per_user[r.user] = (minutes | r.minutes, kinds)
+        return out
+
+
+@dataclass
+class FakeSource:
+    days: dict[int, FakeDay] = field(default_factory=dict)
+    catalogue_entries: Catalogue = field(default_factory=dict)
+    profile_entries: dict[str, Profile] = field(default_factory=dict)
+    users_version: int = 1
+    catalogue_version: int = 1
+    calls: list[tuple[str, object]] = field(default_factory=list)
+
+    def reads(self) -> list[DayRead]:
+        return [r for name, args in self.calls if name == "read_days" for r in args]  # type: ignore[attr-defined]
+
+    async def snapshot(self, first_day: int, stop_day: int) -> Snapshot:
+        self.calls.append(("snapshot", (first_day, stop_day)))
+        days = tuple(sorted(d for d in self.days if first_day <= d < stop_day))
+        return Snapshot(
+            days,
+            {d: str(self.days[d].version) for d in days},
+            str(self.catalogue_version),
+            str(self.users_version),
+        )
+
+    async def read_days(self, reads: Sequence[DayRead]) -> list[DayData]:
+        self.calls.append(("read_days", list(reads)))
+        out: list[DayData] = []
+        for read in reads:
+            day = self.days[read.day]
+            if read.whole:
+                aggs = day.aggregates(read.templates)
+                for agg in aggs:
+                    agg.day = read.day
+                out.append(aggs)
+            else:
+                cells = day.cells(read.templates)
+                cells.day = read.day
+                out.append(cells)
+        return out
+
+    async def catalogue(self) -> Catalogue:
+        self.calls.append(("catalogue", None))
+        return dict(self.catalogue_entries)
+
+    async def profiles(self) -> dict[str, Profile]:
+        self.calls.append(("profiles", None))
+        return dict(self.profile_entries)
+
+    async def build_fields(self, days: Sequence[int]) -> list[list[BuildField]]:
+        self.calls.append(("build_fields", list(days)))
+        return [
+            [(b.template_id, b.workspace_id, b.build_number, name)
+             for name, b in self.days[d].builds.items()]
+            for d in days
+        ]  # fmt: skip
+
+    async def builds(self, wanted: Mapping[int, Sequence[str]]) -> dict[str, StoredBuild]:
+        self.calls.append(("builds", dict(wanted)))
+        return {n: self.days[d].builds[n] for d, names in wanted.items() for n in names}

@@ -1,0 +1,141 @@
+"""The four queries and the read path's caching, against an in-memory source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aggregators.parameters import ParamUse, StoredBuild
+from aggregators.queries import (
+    Window,
+    daus_report,
+    templates_report,
+    user_activity_report,
+    user_latency_report,
+)
+from aggregators.reader import WindowReader
+from aggregators.reports import Profile
+from aggregators.sketch import bin_of
+from aggregators.timebase import NS_PER_DAY, US_PER_DAY
+from tests.fake_source import FakeDay, FakeSource, Report
+
+DAY = 19_800
+T1 = "00000000-0000-0000-0000-0000000000a1"
+T2 = "00000000-0000-0000-0000-0000000000a2"
+U1 = "00000000-0000-0000-0000-0000000000b1"
+U2 = "00000000-0000-0000-0000-0000000000b2"
+FIRST_TEN = (1 << 10) - 1
+
+
+def _window(first_day: int, days: int, templates: tuple[str, ...] = ()) -> Window:
+    start = first_day * NS_PER_DAY
+    return Window(start, start + days * NS_PER_DAY, "start", "end", templates)
+
+
+def _source() -> FakeSource:
+    return FakeSource(
+        days={
+            DAY: FakeDay([Report(T1, U1, 20, FIRST_TEN), Report(T2, U2, 21, FIRST_TEN, kind=3)]),
+            DAY + 1: FakeDay([Report(T1, U1, 0, 1)]),
+        },
+        profile_entries={U1: Profile("alice", "/a.png"), U2: Profile("bob", "")},
+    )
+
+
+def _seconds(body: Any) -> dict[str, int]:
+    users = body["report"]["users"]
+    return {u["user_id"]: u["seconds"] for u in users}
+
+
+async def test_user_activity_over_whole_days_reads_aggregates_once() -> None:
+    source = _source()
+    reader = WindowReader(source)
+    body: Any = await user_activity_report(reader, _window(DAY, 2))
+    assert _seconds(body) == {U1: 11 * 60, U2: 10 * 60}
+    assert body["report"]["template_ids"] == sorted([T1, T2])
+    assert [u["username"] for u in body["report"]["users"]] == ["alice", "bob"]
+    assert all(r.whole for r in source.reads())
+    source.calls.clear()
+    await user_activity_report(reader, _window(DAY, 2))
+    assert [name for name, _ in source.calls] == ["snapshot"]  # frames and profiles cached
+
+
+async def test_a_changed_day_alone_is_read_again() -> None:
+    source = _source()
+    reader = WindowReader(source)
+    await user_activity_report(reader, _window(DAY, 2))
+    source.days[DAY + 1].reports.append(Report(T2, U2, 3, 0b11))
+    source.days[DAY + 1].version += 1
+    source.calls.clear()
+    body: Any = await user_activity_report(reader, _window(DAY, 2))
+    assert [r.day for r in source.reads()] == [DAY + 1]
+    assert _seconds(body) == {U1: 11 * 60, U2: 12 * 60}
+
+
+async def test_profiles_are_read_again_only_when_their_version_moves() -> None:
+    source = _source()
+    reader = WindowReader(source)
+    await user_activity_report(reader, _window(DAY, 1))
+    source.profile_entries[U1] = Profile("alice2", "")
+    body: Any = await user_activity_report(reader, _window(DAY, 1))
+    assert body["report"]["users"][0]["username"] == "alice"
+    source.users_version += 1
+    body = await user_activity_report(reader, _window(DAY, 1))
+    assert body["report"]["users"][0]["username"] == "alice2"
+
+
+async def test_edge_days_are_folded_from_cells_within_the_window() -> None:
+    source = _source()
+    start = DAY * NS_PER_DAY + 21 * 30 * 60 * 10**9  # DAY 10:30: U1's half-hour is outside
+    window = Window(start, (DAY + 1) * NS_PER_DAY, "s", "e", ())
+    body: Any = await user_activity_report(WindowReader(source), window)
+    assert _seconds(body) == {U2: 10 * 60}
+    assert [(r.day, r.whole) for r in source.reads()] == [(DAY, False)]
+
+
+async def test_overlapping_templates_of_a_filter_fall_back_to_cells() -> None:
+    source = FakeSource(
+        days={DAY: FakeDay([Report(T1, U1, 5, 0b1), Report(T2, U1, 5, 0b10)])},
+    )
+    body: Any = await user_activity_report(WindowReader(source), _window(DAY, 1, (T1, T2)))
+    assert _seconds(body) == {U1: 2 * 60}
+    assert [(r.whole, r.templates) for r in source.reads()] == [
+        (True, (T1, T2)),
+        (False, (T1, T2)),
+    ]
+
+
+async def test_templates_report_lists_builtins_and_the_latest_build_parameters() -> None:
+    source = _source()
+    key = ("region", "string", "Region", "", "[]")
+    old = StoredBuild(T1, "w1", 1, DAY * US_PER_DAY + 5, (ParamUse(key, [], "eu"),))
+    new = StoredBuild(T1, "w1", 2, DAY * US_PER_DAY + 9, (ParamUse(key, [], "us"),))
+    source.days[DAY].builds = {"b1": old, "b2": new}
+    sections = frozenset({"report", "interval_reports"})
+    body: Any = await templates_report(WindowReader(source), _window(DAY, 2), 1, sections, str, str)
+    report = body["report"]
+    assert report["active_users"] == 2
+    seconds = {a["slug"]: a["seconds"] for a in report["apps_usage"]}
+    assert seconds["vscode"] == 11 * 60 and seconds["ssh"] == 10 * 60
+    params = report["parameters_usage"]
+    assert [v["value"] for p in params for v in p["values"]] == ["us"]
+    assert [i["active_users"] for i in body["interval_reports"]] == [2, 1]
+    assert ("profiles", None) not in source.calls
+
+
+async def test_user_latency_quantiles_come_from_the_bins() -> None:
+    source = _source()
+    samples = [(20, str(bin_of(float(ms)))) for ms in range(1, 101)]
+    source.days[DAY].latency[(T1, U1)] = samples
+    body: Any = await user_latency_report(WindowReader(source), _window(DAY, 2), [("p50", 0.5)])
+    users = {u["user_id"]: u for u in body["report"]["users"]}
+    assert abs(users[U1]["latency_ms"]["p50"] - 50) <= 1
+    assert users[U2]["latency_ms"]["p50"] == -1  # active, no samples
+
+
+async def test_daus_split_utc_days_at_local_midnight() -> None:
+    source = _source()
+    now_ms = (DAY + 1) * 86_400_000 + 12 * 3_600_000
+    rows = dict(await daus_report(WindowReader(source), now_ms, -11))
+    # U1 at DAY 10:00Z and DAY+1 00:00Z, U2 at 10:30Z: all before local midnight at -11
+    assert rows[DAY - 1] == 2 and rows[DAY] == 1
+    assert len(rows) == 61
