@@ -100,6 +100,21 @@ def api(port: int | None) -> None:
     asyncio.run(runtime.run_api_only(settings))
 
 
+@main.command("worker-alive")
+@click.option("--max-age-s", type=float, default=30.0, show_default=True)
+def worker_alive(max_age_s: float) -> None:
+    """Exit 0 when a worker of this host beat within --max-age-s (container health check)."""
+    import socket
+
+    from insights import runtime
+
+    settings = Settings()
+    if not settings.redis_url:
+        raise click.UsageError("INSIGHTS_REDIS_URL is required")
+    alive = asyncio.run(runtime.host_worker_alive(settings, socket.gethostname(), max_age_s))
+    sys.exit(0 if alive else 1)
+
+
 def _external_settings() -> Settings:
     settings = Settings()
     if not settings.kafka_bootstrap or not settings.redis_url:

@@ -9,6 +9,7 @@ import secrets
 import signal
 import stat
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import structlog
 from aiohttp import web
 from redis.asyncio import Redis
 
+from aggregators.store import RollupStore
+from aggregators.timebase import MS_PER_S, NS_PER_MS
 from api.app import create_app
 from insights import devstack
 from insights.settings import Settings
@@ -137,3 +140,15 @@ async def run_api_only(settings: Settings) -> None:
     finally:
         async with asyncio.timeout(STOP_BUDGET_S):
             await runner.cleanup()
+
+
+async def host_worker_alive(settings: Settings, host: str, max_age_s: float) -> bool:
+    """Whether a worker on ``host`` wrote a heartbeat within ``max_age_s`` (health checks)."""
+    redis = Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+    try:
+        beats = await RollupStore(redis).heartbeats.read()
+    finally:
+        await redis.aclose()
+    now_ms = time.time_ns() // NS_PER_MS
+    max_age_ms = int(max_age_s * MS_PER_S)
+    return any(b.worker_id.startswith(host + ":") and b.fresh(now_ms, max_age_ms) for b in beats)
