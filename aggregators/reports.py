@@ -22,10 +22,8 @@ from aggregators.frames import (
     latency_sampled,
     latency_templates,
 )
-from aggregators.timebase import MS_PER_HALF_HOUR
+from aggregators.timebase import MS_PER_HALF_HOUR, NS_PER_HOUR, NS_PER_MS
 
-NS_PER_MS = 1_000_000
-NS_PER_HOUR = 3_600 * 1_000_000_000
 SECONDS_PER_MINUTE = 60
 
 # (slug, display name, icon), in the order the API lists them; index = kind bit.

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
 
+from aggregators.timebase import NS_PER_DAY, NS_PER_HOUR, NS_PER_S, NS_PER_US
 from api.coder.gotime import (
-    NS_PER_DAY,
-    NS_PER_HOUR,
     RFC3339_LAYOUT,
     GoTime,
     GoTimeError,
@@ -48,14 +47,12 @@ MSG_FORBIDDEN = "Forbidden."
 MSG_NOT_FOUND = "Resource not found or you do not have access to this resource"
 MSG_STORE_UNAVAILABLE = "Insights store unavailable."
 MSG_INTERNAL_TEMPLATES = "Internal error fetching template insights."
-MSG_INTERNAL_PARAMETERS = "Internal error converting template parameter insights."
 MSG_INTERNAL_USER_ACTIVITY = "Internal error fetching user activity."
 MSG_INTERNAL_USER_LATENCY = "Internal error fetching user latency."
 MSG_INTERNAL_DAUS = "Internal error fetching DAUs."
 
 SECTION_INTERVAL_REPORTS = "interval_reports"
 SECTION_REPORT = "report"
-DEFAULT_PERCENTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95))
 TZ_OFFSET_MIN, TZ_OFFSET_MAX = -12, 14
 
 _WEEK_NS = 7 * NS_PER_DAY
@@ -277,7 +274,7 @@ def _dedupe(items: Iterable[T]) -> tuple[T, ...]:
 
 def _epoch_ns(now: dt.datetime) -> int:
     delta = now - _UNIX_EPOCH  # TypeError for a naive datetime, on purpose
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return delta.days * NS_PER_DAY + delta.seconds * NS_PER_S + delta.microseconds * NS_PER_US
 
 
 def _check_time(name: str, raw: str, now_ns: int) -> GoTime:

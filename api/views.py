@@ -112,7 +112,7 @@ async def templates_view(request: web.Request) -> web.Response:
         render,
         plaintext,
     )
-    return await _compute(request, "Internal error fetching template insights.", work)
+    return await _compute(request, params.MSG_INTERNAL_TEMPLATES, work)
 
 
 async def user_activity_view(request: web.Request) -> web.Response:
@@ -120,14 +120,14 @@ async def user_activity_view(request: web.Request) -> web.Response:
     work = queries.user_activity_report(
         request.app[READER], _window(q.start, q.end, q.template_ids)
     )
-    return await _compute(request, "Internal error fetching user activity.", work)
+    return await _compute(request, params.MSG_INTERNAL_USER_ACTIVITY, work)
 
 
 async def user_latency_view(request: web.Request) -> web.Response:
     q = _scoped_query(request, params.parse_user_latency_query)
     window = _window(q.start, q.end, q.template_ids)
     work = queries.user_latency_report(request.app[READER], window, q.percentiles)
-    return await _compute(request, "Internal error fetching user latency.", work)
+    return await _compute(request, params.MSG_INTERNAL_USER_LATENCY, work)
 
 
 async def daus_view(request: web.Request) -> web.Response:
@@ -147,7 +147,7 @@ async def daus_view(request: web.Request) -> web.Response:
         ]
         return {"entries": entries, "tz_hour_offset": q.tz_offset}
 
-    return await _compute(request, "Internal error fetching DAUs.", work())
+    return await _compute(request, params.MSG_INTERNAL_DAUS, work())
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -22,13 +22,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from aggregators.timebase import NS_PER_DAY, NS_PER_HOUR, NS_PER_MIN, NS_PER_S
+
 RFC3339_LAYOUT = "2006-01-02T15:04:05Z07:00"
 
-NS_PER_SECOND = 1_000_000_000
-NS_PER_HOUR = 3600 * NS_PER_SECOND
-NS_PER_DAY = 24 * NS_PER_HOUR
 # Go's zero time.Time, 0001-01-01T00:00:00Z, as Unix epoch nanoseconds.
-ZERO_TIME_EPOCH_NS = -62_135_596_800 * NS_PER_SECOND
+ZERO_TIME_EPOCH_NS = -62_135_596_800 * NS_PER_S
 
 # unicode.IsSpace: the Latin-1 spaces plus the other White_Space code points.
 # Python's str.isspace() also counts U+001C..U+001F, which Go does not.
@@ -146,7 +145,7 @@ class GoTime:
     raw: str = ""
 
     def _local_ns(self) -> int:
-        return self.epoch_ns + self.offset_s * NS_PER_SECOND
+        return self.epoch_ns + self.offset_s * NS_PER_S
 
     def _clock_ns(self) -> int:
         return self._local_ns() % NS_PER_DAY
@@ -157,15 +156,15 @@ class GoTime:
 
     @property
     def minute(self) -> int:
-        return self._clock_ns() // (60 * NS_PER_SECOND) % 60
+        return self._clock_ns() // NS_PER_MIN % 60
 
     @property
     def second(self) -> int:
-        return self._clock_ns() // NS_PER_SECOND % 60
+        return self._clock_ns() // NS_PER_S % 60
 
     @property
     def nanosecond(self) -> int:
-        return self._clock_ns() % NS_PER_SECOND
+        return self._clock_ns() % NS_PER_S
 
     def ymd(self) -> tuple[int, int, int]:
         """The calendar date on the wall clock of ``offset_s``."""
@@ -191,9 +190,9 @@ class GoTime:
 
 def format_rfc3339(epoch_ns: int, offset_s: int) -> str:
     """Go's ``Time.MarshalJSON`` text (RFC3339Nano) of an instant in a fixed offset."""
-    local = epoch_ns + offset_s * NS_PER_SECOND
+    local = epoch_ns + offset_s * NS_PER_S
     year, month, day = civil_from_days(local // NS_PER_DAY)
-    clock_s, nanos = divmod(local % NS_PER_DAY, NS_PER_SECOND)
+    clock_s, nanos = divmod(local % NS_PER_DAY, NS_PER_S)
     sign = "-" if year < 0 else ""
     text = f"{sign}{abs(year):04d}-{month:02d}-{day:02d}T"
     text += f"{clock_s // 3600:02d}:{clock_s // 60 % 60:02d}:{clock_s % 60:02d}"
@@ -267,7 +266,7 @@ class _Parser:
         if not 1 <= day <= days_in_month(month, year):
             raise self._failure("day out of range")
         seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60
-        epoch_ns = (seconds + second - offset) * NS_PER_SECOND + nanos
+        epoch_ns = (seconds + second - offset) * NS_PER_S + nanos
         return GoTime(epoch_ns=epoch_ns, offset_s=offset, raw=self.value)
 
     def _literal(self, char: bytes) -> None:
