@@ -1,0 +1,57 @@
+"""The store's field layouts decode into the core's records (no server needed)."""
+
+from __future__ import annotations
+
+import orjson
+
+from aggregators.model import BuildEvent, BuildParameter, ParameterOption
+from aggregators.ops import MetaUpdate
+from aggregators.records import HalfHourCell
+from aggregators.store import codec
+
+T, W, U = "t-1", "w-1", "u-1"
+
+
+def test_cell_fields_decode_per_half_hour() -> None:
+    raw = {"3|a": "7", "3|c": "1", "3|u": "4", "3|k|3": "6", "3|p|app1": "4", "47|a": "1"}
+    cells = codec.cell(raw)
+    assert cells[3] == HalfHourCell(7, True, 4, [0, 0, 0, 6, 0], {"app1": 4})
+    assert cells[47] == HalfHourCell(agent=1)
+
+
+def test_tool_minutes_split_kinds_apps_and_runs() -> None:
+    x = codec.tool_minutes({"k|0": "12", "p|app1": "5", "r|app1|" + U: "6", "p|8080": "2"})
+    assert x.kinds == {0: 12}
+    assert x.apps == {"app1": 5, "8080": 2}
+    assert x.runs == {"app1": {U: 6}}
+
+
+def test_latency_samples_keep_their_half_hour() -> None:
+    assert codec.latency_samples({"5|ab12": "130", "6|cd34": "130"}) == [(5, "130"), (6, "130")]
+    assert codec.latency_bins({U: '{"130": 2}'}) == {U: {"130": 2}}
+
+
+def test_build_upsert_round_trips_through_the_stored_payload() -> None:
+    option = ParameterOption("EU", "", "eu", "/e.svg")
+    param = BuildParameter("region", "string", "Region", "Where", (option,), "eu")
+    event = BuildEvent("id-1", 1_700_000_000_000_000, T, W, U, 4, (param,))
+    op = codec.build_op(event)
+    assert op[:4] == ["b", f"{T}|{W}|4", "1700000000000000", "id-1"]
+    stored = orjson.dumps({"t": op[2], "i": op[3], "p": op[4]})
+    build = codec.stored_build(str(op[1]), stored)
+    assert (build.template_id, build.workspace_id, build.build_number) == (T, W, 4)
+    assert build.time_us == event.time_us
+    assert [u.value for u in build.parameters] == ["eu"]
+    assert codec.parse_build_field(str(op[1])) == (T, W, 4, op[1])
+
+
+def test_meta_updates_name_their_hash_field() -> None:
+    app = MetaUpdate("a", T, "app1", 5, "e", "App", "/i.svg")
+    assert codec.meta_op(app) == ["a", f"{T}|app1", "5", "e", "App", "/i.svg"]
+    user = MetaUpdate("u", U, "", 5, "e", "alice", "")
+    assert codec.meta_op(user) == ["u", U, "5", "e", "alice", ""]
+
+
+def test_replies_decode_from_bytes_or_text() -> None:
+    assert codec.str_hash({b"a": b"1"}) == codec.str_hash({"a": "1"}) == {"a": "1"}
+    assert codec.members([b"t2|u", "t1|u"]) == ["t1|u", "t2|u"]
