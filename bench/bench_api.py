@@ -3,17 +3,18 @@
 The figure to check: "all four endpoints answer in well under 50 ms for a 30-day window
 with a thousand active users".  The script
 
-1. starts a throw-away Redis (``insights.devstack.embedded.start_redis``) unless ``--redis-url`` is
+1. starts a throw-away Redis (``insights.devstack.start_redis``) unless ``--redis-url`` is
    given, and empties it only if it started it itself (or with ``--flush``);
-2. loads a realistic deployment straight through ``RollupStore.apply(plan_batch(events))``
-   (domain events, no Kafka: this is a read benchmark): 1,000 users in 5 templates across
-   8 time zones, working a few hours on most local weekdays (one session report per
-   minute, which sets the same minute masks as the agents' 30 s reports), a few app
-   sessions a day (3-4 catalogued apps per template, plus the web terminal), latency
-   samples every ``--latency-every`` minutes, a morning build with parameters, and 15 %
-   of the users also working in a second template in the same half-hours (the 30-minute
-   caps across templates).  It prints the events loaded and the load rate, a figure of
-   the store's write path (without Kafka and the worker);
+2. loads a realistic deployment (``streams.simulation``) straight through
+   ``RollupStore.apply(plan_batch(events))`` (domain events, no Kafka: this is a read
+   benchmark): 1,000 users in 5 templates across 8 time zones, working a few hours on
+   most local weekdays (one session report per minute, which sets the same minute masks
+   as the agents' 30 s reports), a few app sessions a day (3-4 catalogued apps per
+   template, plus the web terminal), latency samples every ``--latency-every`` minutes,
+   a morning build with parameters, and 15 % of the users also working in a second
+   template in the same half-hours (the 30-minute caps across templates).  It prints the
+   events loaded and the load rate, a figure of the store's write path (without Kafka
+   and the worker);
 3. serves ``api.app.create_app`` on 127.0.0.1 (a free port) with a fixed clock just after
    the data set, and times N sequential keep-alive requests per query against two
    baselines measured in the same run: ``GET /healthz`` (same client, server and loop, no
@@ -30,13 +31,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import io
 import math
 import pstats
 import random
 import statistics
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -58,19 +59,21 @@ from rich.progress import (
 from rich.table import Table
 
 from aggregators.model import (
+    KINDS,
     AppUsageEvent,
     BuildEvent,
-    BuildParameter,
     Event,
     LatencyEvent,
-    ParameterOption,
     SessionEvent,
 )
 from aggregators.ops import BatchPlan, plan_batch
-from aggregators.store.redis_store import RollupStore
+from aggregators.store import RollupStore
+from aggregators.timebase import MIN_PER_DAY, US_PER_DAY, US_PER_MIN, US_PER_S
 from api.app import create_app, redis_client
-from insights.devstack.embedded import ManagedProcess, start_redis
+from insights.devstack import ManagedProcess, start_redis
 from insights.settings import Settings
+from streams.simulation import APPS, TEMPLATES, User, Workspace, generate, work_blocks
+from streams.workloads import counter_uuid, epoch_us
 
 # -- the deployment -----------------------------------------------------------------------
 
@@ -79,185 +82,25 @@ WINDOW_DAYS = 30
 MARGIN_DAYS = 2  # data before the window, so no window starts at the first data day
 END = datetime(2024, 6, 3, tzinfo=UTC)  # a Monday, 00:00 UTC: the data set ends here
 CLOCK = END + timedelta(hours=4)  # "now" of the API: just after the data set
-END_DAY = int(END.timestamp()) // 86_400
-END_MIN = END_DAY * 1440
+END_DAY = epoch_us(END) // US_PER_DAY
+END_MIN = END_DAY * MIN_PER_DAY
 FIRST_LOCAL_DAY = END_DAY - WINDOW_DAYS - MARGIN_DAYS
 CHUNK = 100  # users per load batch
-US_PER_MIN = 60_000_000
 TOKEN = "bench"
-SECOND_TEMPLATE_SHARE = 0.15
 
-VSCODE, JETBRAINS, PTY, SSH, SFTP = (1 << i for i in range(5))
-
-APPS: dict[str, tuple[str, str]] = {
-    "code-server": ("code-server", "/icon/code.svg"),
-    "jupyter": ("Jupyter Notebook", "/icon/jupyter.svg"),
-    "filebrowser": ("File Browser", "/icon/database.svg"),
-    "grafana": ("Grafana", "/icon/grafana.svg"),
-    "tensorboard": ("TensorBoard", "/icon/tensorflow.svg"),
-    "novnc": ("Desktop (noVNC)", "/icon/novnc.svg"),
-}
-
-
-@dataclass(frozen=True)
-class Template:
-    template_id: str
-    name: str
-    apps: tuple[str, ...]
-    weight: float
-
-
-TEMPLATES: tuple[Template, ...] = (
-    Template(
-        "20000000-0000-4000-8000-000000000001",
-        "docker",
-        ("code-server", "jupyter", "filebrowser"),
-        0.35,
-    ),
-    Template(
-        "20000000-0000-4000-8000-000000000002",
-        "kubernetes",
-        ("code-server", "grafana", "filebrowser", "jupyter"),
-        0.25,
-    ),
-    Template(
-        "20000000-0000-4000-8000-000000000003",
-        "gpu-ml",
-        ("jupyter", "tensorboard", "code-server"),
-        0.15,
-    ),
-    Template(
-        "20000000-0000-4000-8000-000000000004",
-        "aws-linux",
-        ("code-server", "filebrowser", "novnc"),
-        0.15,
-    ),
-    Template(
-        "20000000-0000-4000-8000-000000000005",
-        "azure-windows",
-        ("novnc", "code-server", "filebrowser", "jupyter"),
-        0.10,
-    ),
-)
-
-# (minutes east of UTC, share of users)
-TIME_ZONES = ((-480, 0.15), (-300, 0.25), (-180, 0.10), (0, 0.10), (60, 0.20), (120, 0.05))
-TIME_ZONES += ((330, 0.10), (480, 0.05))
-MAIN_KINDS = ((VSCODE, 0.55), (JETBRAINS, 0.20), (SSH, 0.15), (PTY, 0.10))
-
-REGIONS = (
-    ParameterOption("US East", "Virginia", "us-east-1", "/emojis/1f1fa-1f1f8.png"),
-    ParameterOption("EU West", "Ireland", "eu-west-1", "/emojis/1f1ea-1f1fa.png"),
-    ParameterOption("Asia Pacific", "Singapore", "ap-southeast-1", "/emojis/1f1f8-1f1ec.png"),
-)
-CPUS = tuple(ParameterOption(f"{n} Cores", "", str(n), "/icon/memory.svg") for n in (2, 4, 8))
-GPUS = (
-    ParameterOption("None", "", "none", ""),
-    ParameterOption("NVIDIA T4", "16 GB", "t4", "/icon/nvidia.svg"),
-    ParameterOption("NVIDIA A100", "80 GB", "a100", "/icon/nvidia.svg"),
-)
-
-
-def build_parameters(
-    template: int, region: str, cpu: str, disk: str, dotfiles: str, gpu: str
-) -> tuple[BuildParameter, ...]:
-    params = [
-        BuildParameter(
-            "region",
-            "string",
-            "Region",
-            "Where the workspace runs. See the [region list](https://example.com/regions).",
-            REGIONS,
-            region,
-        ),
-        BuildParameter("cpu", "number", "CPU", "Number of **CPU cores**.", CPUS, cpu),
-        BuildParameter("disk_size", "number", "Disk size (GB)", "", (), disk),
-        BuildParameter(
-            "dotfiles_uri", "string", "Dotfiles URI", "A Git URL of your _dotfiles_.", (), dotfiles
-        ),
-    ]
-    if TEMPLATES[template].name == "gpu-ml":
-        params.append(BuildParameter("gpu", "string", "GPU", "Accelerator type.", GPUS, gpu))
-    return tuple(params)
-
-
-@dataclass(frozen=True)
-class Workspace:
-    template: int
-    workspace_id: str
-    agent_id: str
-    params: tuple[tuple[BuildParameter, ...], ...]  # the usual build, then a variant
-
-
-@dataclass(frozen=True)
-class User:
-    index: int
-    user_id: str
-    username: str
-    avatar_url: str
-    tz_min: int
-    start_min: int  # usual local start of the working day
-    weekday_p: float
-    kind_mask: int
-    ssh_p: float
-    latency_ms: float
-    main: Workspace
-    second: Workspace | None
-
-
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
-def _pick(rng: random.Random, choices: tuple[tuple[int, float], ...]) -> int:
-    values, weights = zip(*choices, strict=True)
-    return rng.choices(values, weights)[0]
-
-
-def _workspace(rng: random.Random, template: int) -> Workspace:
-    region = rng.choice(REGIONS).value
-    cpu, other_cpu = rng.sample([o.value for o in CPUS], 2)
-    disk = rng.choice(("20", "50", "100"))
-    dotfiles = rng.choice(("", "", "https://github.com/example/dotfiles"))
-    gpu = rng.choice(GPUS).value
-    usual = build_parameters(template, region, cpu, disk, dotfiles, gpu)
-    variant = build_parameters(template, region, other_cpu, disk, dotfiles, gpu)
-    return Workspace(template, _uuid(rng), _uuid(rng), (usual, variant))
+VSCODE, SSH, SFTP = (1 << KINDS.index(kind) for kind in ("vscode", "ssh", "sftp"))
 
 
 def make_users(count: int, seed: int) -> list[User]:
-    rng = random.Random(seed)
-    weights = [t.weight for t in TEMPLATES]
-    users = []
-    for i in range(count):
-        main = rng.choices(range(len(TEMPLATES)), weights)[0]
-        second = None
-        if rng.random() < SECOND_TEMPLATE_SHARE:
-            other = rng.choice([t for t in range(len(TEMPLATES)) if t != main])
-            second = _workspace(rng, other)
-        user_id = _uuid(rng)
-        users.append(
-            User(
-                i,
-                user_id,
-                f"dev{i:04d}",
-                f"https://avatars.example.com/u/{i}",
-                _pick(rng, TIME_ZONES),
-                rng.randint(7 * 60, 10 * 60),
-                rng.uniform(0.75, 0.97),
-                _pick(rng, MAIN_KINDS),
-                rng.uniform(0.0, 0.4),
-                rng.lognormvariate(3.3, 0.5),
-                _workspace(rng, main),
-                second,
-            )
-        )
-    return users
+    """The users of the generated deployment (``streams.simulation``), with avatars."""
+    return list(generate(count, seed, avatars=True).users)
 
 
 # -- events of one batch (one local day of a chunk of users) -------------------------------
 
 KIND_NAMES = ("sessions", "app usage", "latency", "builds")
+# Event ids are counter_uuid(kind tag, user index, n): deterministic, so reloading the
+# same seed into the same Redis changes nothing.
 
 
 @dataclass
@@ -266,45 +109,16 @@ class Batch:
     counts: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
 
 
-def _event_id(tag: int, user: int, n: int) -> str:
-    """Deterministic, so reloading the same seed into the same Redis changes nothing."""
-    return f"{tag:08x}-{user & 0xFFFF:04x}-4{user >> 16 & 0xFFF:03x}-8000-{n:012x}"
-
-
-def _blocks(rng: random.Random, u: User, local_day: int) -> list[tuple[int, int]]:
-    """UTC minute ranges ``[a, b)`` this user works on ``local_day`` (may be empty)."""
-    weekday = (local_day + 3) % 7 < 5  # epoch day 0 was a Thursday
-    if weekday:
-        if rng.random() >= u.weekday_p:
-            return []
-        start = u.start_min + int(rng.gauss(0, 30))
-        morning, lunch, afternoon = rng.randint(100, 220), rng.randint(30, 60), rng.randint(80, 220)
-        local = [(start, start + morning), (start + morning + lunch, 0)]
-        local[1] = (local[1][0], local[1][0] + afternoon)
-    else:
-        if rng.random() >= 0.06:
-            return []
-        start = rng.randint(10 * 60, 20 * 60)
-        local = [(start, start + rng.randint(30, 120))]
-    midnight = local_day * 1440 - u.tz_min
-    out = []
-    for a, b in local:
-        a, b = midnight + a, min(midnight + b, END_MIN)
-        if a < b:
-            out.append((a, b))
-    return out
-
-
 def _sessions(
     batch: Batch, u: User, ws: Workspace, span: tuple[int, int], mask: int, conns: int
 ) -> None:
-    tpl = TEMPLATES[ws.template].template_id
+    tpl = ws.template.template_id
     append = batch.events.append
     for minute in range(*span):
         append(
             SessionEvent(
-                _event_id(1, u.index, minute * 8 + ws.template),
-                minute * US_PER_MIN + (minute * 7919 % 30) * 1_000_000,
+                counter_uuid(1, u.index, minute * 8 + ws.template_index),
+                minute * US_PER_MIN + (minute * 7919 % 30) * US_PER_S,
                 u.user_id,
                 u.username,
                 u.avatar_url,
@@ -321,7 +135,7 @@ def _sessions(
 def _latency(
     batch: Batch, rng: random.Random, u: User, ws: Workspace, span: tuple[int, int], every: int
 ) -> None:
-    tpl = TEMPLATES[ws.template].template_id
+    tpl = ws.template.template_id
     append = batch.events.append
     n = 0
     for minute in range(span[0], span[1], every):
@@ -330,8 +144,8 @@ def _latency(
             ms *= 6  # the occasional slow tail
         append(
             LatencyEvent(
-                _event_id(2, u.index, minute * 8 + ws.template),
-                minute * US_PER_MIN + 5_000_000,
+                counter_uuid(2, u.index, minute * 8 + ws.template_index),
+                minute * US_PER_MIN + 5 * US_PER_S,
                 u.user_id,
                 tpl,
                 ws.workspace_id,
@@ -347,7 +161,7 @@ def _apps(batch: Batch, rng: random.Random, u: User, ws: Workspace, span: tuple[
     a, b = span
     if b - a < 15:
         return
-    template = TEMPLATES[ws.template]
+    template = ws.template
     start = rng.randint(a, b - 10)
     end = min(b, start + rng.randint(10, 90))
     method = rng.choices(("path", "subdomain", "terminal"), (0.45, 0.40, 0.15))[0]
@@ -360,9 +174,9 @@ def _apps(batch: Batch, rng: random.Random, u: User, ws: Workspace, span: tuple[
     ended_us = (end - 1) * US_PER_MIN + rng.randrange(US_PER_MIN)
     batch.events.append(
         AppUsageEvent(
-            _event_id(3, u.index, start * 8 + ws.template),
+            counter_uuid(3, u.index, start * 8 + ws.template_index),
             ended_us,
-            _event_id(4, u.index, start * 8 + ws.template),
+            counter_uuid(4, u.index, start * 8 + ws.template_index),
             u.user_id,
             u.username,
             u.avatar_url,
@@ -385,9 +199,9 @@ def _build(batch: Batch, rng: random.Random, u: User, ws: Workspace, minute: int
     params = ws.params[1] if rng.random() < 0.1 else ws.params[0]
     batch.events.append(
         BuildEvent(
-            _event_id(5, u.index, day * 8 + ws.template),
+            counter_uuid(5, u.index, day * 8 + ws.template_index),
             minute * US_PER_MIN,
-            TEMPLATES[ws.template].template_id,
+            ws.template.template_id,
             ws.workspace_id,
             u.user_id,
             day - FIRST_LOCAL_DAY + 1,
@@ -401,7 +215,7 @@ def make_batch(users: list[User], local_day: int, chunk: int, seed: int, every: 
     rng = random.Random(seed * 1_000_003 + local_day * 1009 + chunk)
     batch = Batch()
     for u in users:
-        blocks = _blocks(rng, u, local_day)
+        blocks = work_blocks(rng, u, local_day, END_MIN)
         if not blocks:
             continue
         _build(batch, rng, u, u.main, blocks[0][0] - 2, local_day)
@@ -729,7 +543,7 @@ async def bench(
             baseline = await time_calls(health.name, lambda: fetch(session, base, health), args)
             ping = await time_calls("Redis PING round trip", api_redis.ping, args)
             for case in cases():
-                t = await time_calls(case.name, lambda c=case: fetch(session, base, c), args)
+                t = await time_calls(case.name, functools.partial(fetch, session, base, case), args)
                 timings.append(t)
                 if t.body:
                     bodies[case.name] = t.body

@@ -17,61 +17,42 @@ from __future__ import annotations
 import argparse
 import random
 import time
-import uuid
 from collections.abc import Callable
 
 import orjson
 
+from aggregators.timebase import US_PER_S
 from streams import decoding
 from streams.decoding import decode_message
+from streams.simulation import generate
+from streams.workloads import random_uuid, session_event
 
 MESSAGES = 100
 EVENTS_PER_MESSAGE = 100
 AGENTS = 1000
-TEMPLATES = 10
-NOW_US = 1_692_600_000_000_000  # 2023-08-21T06:40:00Z
+NOW_US = 1_692_600_000 * US_PER_S  # 2023-08-21T06:40:00Z
+FIRST_S = 1_692_500_000  # the first report's second
 MAX_ROUNDS = 20
 
 
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
 def build_messages(seed: int = 0) -> list[bytes]:
-    """Realistic session reports: distinct ids and times, agents drawn from a pool."""
+    """Realistic session reports: distinct ids and times, agents drawn from a deployment."""
+    agents = [user.agent() for user in generate(AGENTS, seed).users]
     rng = random.Random(seed)
-    templates = [_uuid(rng) for _ in range(TEMPLATES)]
-    agents = [
-        (_uuid(rng), f"user{i}", rng.choice(templates), _uuid(rng), _uuid(rng))
-        for i in range(AGENTS)
-    ]
     messages = []
     for m in range(MESSAGES):
         batch = []
         for e in range(EVENTS_PER_MESSAGE):
-            user_id, username, template_id, workspace_id, agent_id = rng.choice(agents)
-            seconds = 1_692_500_000 + m * 30 + e % 30
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-            batch.append(
-                {
-                    "id": _uuid(rng),
-                    "time": f"{stamp}.{rng.randrange(1_000_000):06d}Z",
-                    "user_id": user_id,
-                    "username": username,
-                    "avatar_url": "",
-                    "template_id": template_id,
-                    "workspace_id": workspace_id,
-                    "agent_id": agent_id,
-                    "connection_count": rng.randrange(3),
-                    "sessions": {
-                        "vscode": rng.randrange(2),
-                        "jetbrains": 0,
-                        "reconnecting_pty": rng.randrange(2),
-                        "ssh": rng.randrange(2),
-                        "sftp": 0,
-                    },
-                }
-            )
+            agent = rng.choice(agents)
+            time_us = (FIRST_S + m * 30 + e % 30) * US_PER_S + rng.randrange(US_PER_S)
+            event_id = random_uuid(rng)
+            connections = rng.randrange(3)
+            sessions = {
+                "vscode": rng.randrange(2),
+                "reconnecting_pty": rng.randrange(2),
+                "ssh": rng.randrange(2),
+            }
+            batch.append(session_event(agent, event_id, time_us, sessions, connections))
         messages.append(orjson.dumps(batch))
     return messages
 

@@ -1,11 +1,12 @@
 """Events/s of ONE insights worker on the embedded stack (Tansu broker + Valkey).
 
-Starts both servers itself (``insights.devstack.embedded``, 127.0.0.1 only) and stops them
+Starts both servers itself (``insights.devstack``, 127.0.0.1 only) and stops them
 at the end.
 Per scenario, on topics with a unique prefix and in its own Redis database:
 
 1. pre-produces a bounded workload in batch messages (``acks=1``, no idempotence):
-   * ``sessions``  - 2,000 agents reporting every 30 s over 3 hours (batch fast path),
+   * ``sessions``  - 2,000 agents (the main workspaces of a ``streams.simulation``
+     deployment) reporting every 30 s over 3 hours (batch fast path),
    * ``latency``   - one sample per event (sketch path: one Lua op per event),
    * ``app_usage`` - app sessions re-reported with a growing ``ended_at``;
 2. reads the topic to the end with a bare aiokafka consumer (group, earliest, no
@@ -16,7 +17,7 @@ Per scenario, on topics with a unique prefix and in its own Redis database:
    wrapping ``decode_batch``, ``plan_batch`` and ``RollupStore.apply`` from the outside;
 4. verifies the rollups against a reference computed while generating the workload
    (active users and usage seconds through ``user_activity_report``, latency samples
-   per user through ``RollupStore.window``).
+   per user through the read path's ``WindowReader``).
 
     .venv/bin/python bench/bench_worker.py [--sessions 200000] [--latency 50000]
         [--app-usage 30000] [--agents 2000] [--partitions 4] [--fetch-mib 4]
@@ -55,21 +56,32 @@ from rich.progress import Progress
 from rich.table import Table
 
 from aggregators import ops as ops_mod
-from aggregators.model import TOPIC_KINDS
+from aggregators.model import KINDS, TOPIC_KINDS
 from aggregators.queries import Window, user_activity_report
-from aggregators.store.redis_store import RollupStore
-from insights import metrics
-from insights.devstack import embedded
+from aggregators.reader import ReadRequest, WindowReader
+from aggregators.store import RollupStore
+from aggregators.timebase import MIN_PER_HALF_HOUR, US_PER_MIN, US_PER_S
+from insights import devstack, metrics
 from insights.settings import Settings
 from streams import batches as batches_mod
 from streams import worker as worker_mod
+from streams.decoding import MAX_LATENCY_MS
+from streams.kafka_admin import create_topics
+from streams.simulation import APPS, generate
+from streams.workloads import (
+    AccessMethod,
+    AgentRef,
+    App,
+    app_usage_event,
+    latency_event,
+    random_uuid,
+    session_event,
+)
 
-BASE_US = 1_709_539_200_000_000  # 2024-03-04T08:00:00Z: a fixed, past, half-hour-aligned start
-SPAN_US = 3 * 3600 * 1_000_000  # the workload's 3 hours
-US_PER_MIN = 60_000_000
-REPORT_EVERY_US = 30_000_000
-TEMPLATES = 5
-SESSION_KINDS = ("vscode", "jetbrains", "reconnecting_pty", "ssh", "sftp")
+# 2024-03-04T08:00:00Z: a fixed, past, half-hour-aligned start
+BASE_US = 1_709_539_200 * US_PER_S
+SPAN_US = 3 * 60 * US_PER_MIN  # the workload's 3 hours
+REPORT_EVERY_US = 30 * US_PER_S
 # Wide enough for the tables when the output is a file or a pipe (rich assumes 80 columns).
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -79,12 +91,9 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 
 @dataclass(frozen=True)
 class Agent:
-    user_id: str
-    username: str
-    template_id: str
-    workspace_id: str
-    agent_id: str
-    kind: int  # main session kind (index into SESSION_KINDS)
+    ref: AgentRef  # the ids and names its events carry
+    tool: str  # main session kind (one of KINDS)
+    apps: tuple[str, ...]  # its template's apps (slugs of streams.simulation.APPS)
     partition: int
 
 
@@ -114,28 +123,11 @@ class Scenario:
         return sum(len(v) for _, _, v in self.messages)
 
 
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
-def _rfc3339(time_us: int) -> str:
-    seconds, micros = divmod(time_us, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
-
-
-def make_agents(count: int, partitions: int, rng: random.Random) -> list[Agent]:
-    templates = [_uuid(rng) for _ in range(TEMPLATES)]
+def make_agents(count: int, partitions: int, seed: int) -> list[Agent]:
+    """The main agents of a generated deployment of ``count`` users (one template each)."""
     return [
-        Agent(
-            _uuid(rng),
-            f"user{i:05d}",
-            rng.choice(templates),
-            _uuid(rng),
-            _uuid(rng),
-            rng.choice((0, 0, 0, 1, 2, 3)),
-            i % partitions,
-        )
-        for i in range(count)
+        Agent(user.agent(), user.tool, user.main.template.apps, user.index % partitions)
+        for user in generate(count, seed).users
     ]
 
 
@@ -171,30 +163,20 @@ def sessions_workload(
     for agent, count in zip(agents, _shares(total, len(agents)), strict=True):
         start = BASE_US + rng.randrange(max(1, SPAN_US - count * REPORT_EVERY_US))
         for k in range(count):
-            time_us = start + k * REPORT_EVERY_US + rng.randrange(1_000_000)
-            counts = dict.fromkeys(SESSION_KINDS, 0)
+            time_us = start + k * REPORT_EVERY_US + rng.randrange(US_PER_S)
+            counts = dict.fromkeys(KINDS, 0)
             if rng.random() >= 0.05:
-                counts[SESSION_KINDS[agent.kind]] = 1
+                counts[agent.tool] = 1
                 if rng.random() < 0.2:
                     counts["ssh"] += 1
             connections = 0 if rng.random() < 0.1 else rng.randint(1, 3)
-            event = {
-                "id": _uuid(rng),
-                "time": _rfc3339(time_us),
-                "user_id": agent.user_id,
-                "username": agent.username,
-                "avatar_url": "",
-                "template_id": agent.template_id,
-                "workspace_id": agent.workspace_id,
-                "agent_id": agent.agent_id,
-                "connection_count": connections,
-                "sessions": counts,
-            }
+            event = session_event(agent.ref, random_uuid(rng), time_us, counts, connections)
             per_partition[agent.partition].append((time_us, event))
             if any(counts.values()):
                 minute = time_us // US_PER_MIN
-                cell = cells.setdefault((agent.user_id, minute // 30), [0, 0])
-                cell[0] |= 1 << (minute % 30)
+                half_hour, bit = divmod(minute, MIN_PER_HALF_HOUR)
+                cell = cells.setdefault((agent.ref.user_id, half_hour), [0, 0])
+                cell[0] |= 1 << bit
                 cell[1] |= connections > 0
     expected = Expected()
     # One template per user, so no 30-minute cap across templates applies.
@@ -216,18 +198,11 @@ def latency_workload(
             latency = rng.lognormvariate(math.log(30.0), 0.5)
             if rng.random() < 0.02:
                 latency *= 20
-            event = {
-                "id": _uuid(rng),
-                "time": _rfc3339(time_us),
-                "user_id": agent.user_id,
-                "template_id": agent.template_id,
-                "workspace_id": agent.workspace_id,
-                "agent_id": agent.agent_id,
-                "latency_ms": round(min(latency, 600_000.0), 3),
-            }
+            latency_ms = round(min(latency, float(MAX_LATENCY_MS)), 3)
+            event = latency_event(agent.ref, random_uuid(rng), time_us, latency_ms)
             per_partition[agent.partition].append((time_us, event))
         if count:
-            expected.latency_samples[agent.user_id] = count
+            expected.latency_samples[agent.ref.user_id] = count
     expected.active_users = len(expected.latency_samples)
     return _messages(per_partition, batch), expected
 
@@ -250,36 +225,32 @@ def app_usage_workload(
             started = BASE_US + rng.randrange(SPAN_US - 40 * US_PER_MIN)
             length = rng.randrange(5 * US_PER_MIN, 40 * US_PER_MIN)
             roll = rng.random()
+            method: AccessMethod
+            app: App | None
             if roll < 0.7:
-                method, slug = "path", rng.choice(("code-server", "jupyter", "grafana"))
-                app: dict[str, str] | None = {"display_name": slug, "icon": f"/icon/{slug}.svg"}
+                method, slug = "path", rng.choice(agent.apps)
+                app = APPS[slug]
             elif roll < 0.8:
                 method, slug, app = "subdomain", str(rng.choice((3000, 8080))), None
             else:
                 method, slug, app = "terminal", "", None
-            session_id = _uuid(rng)
+            session_id = random_uuid(rng)
             for r in range(1, reports + 1):
                 ended = started + length * r // APP_REPORTS
-                event = {
-                    "id": _uuid(rng),
-                    "time": _rfc3339(ended),
-                    "session_id": session_id,
-                    "user_id": agent.user_id,
-                    "username": agent.username,
-                    "avatar_url": "",
-                    "template_id": agent.template_id,
-                    "workspace_id": agent.workspace_id,
-                    "agent_id": agent.agent_id,
-                    "access_method": method,
-                    "slug_or_port": slug,
-                    "app": app,
-                    "started_at": _rfc3339(started),
-                    "ended_at": _rfc3339(ended),
-                    "requests": rng.randrange(50),
-                }
+                event = app_usage_event(
+                    agent.ref,
+                    random_uuid(rng),
+                    session_id,
+                    started,
+                    ended,
+                    access_method=method,
+                    slug_or_port=slug,
+                    app=app,
+                    requests=rng.randrange(50),
+                )
                 per_partition[agent.partition].append((ended, event))
                 if ended > started:
-                    minutes[agent.user_id].update(
+                    minutes[agent.ref.user_id].update(
                         range(started // US_PER_MIN, (ended - 1) // US_PER_MIN + 1)
                     )
     expected = Expected()
@@ -446,7 +417,7 @@ class Instrumentation:
 async def produce(bootstrap: str, scenarios: list[Scenario]) -> float:
     """Send every scenario's messages; returns the seconds it took."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, **embedded.TANSU_PRODUCER_SETTINGS
+        bootstrap_servers=bootstrap, linger_ms=5, **devstack.TANSU_PRODUCER_SETTINGS
     )
     await producer.start()
     started = time.perf_counter()
@@ -572,7 +543,7 @@ async def verify(scn: Scenario, redis_url: str) -> tuple[bool, str]:
     """Compare the rollups with the reference computed from the generated events."""
     redis = Redis.from_url(redis_url)
     try:
-        store = RollupStore(redis)
+        reader = WindowReader(RollupStore(redis).source)
         hh_ns = 30 * 60 * 1_000_000_000
         start_ns = BASE_US * 1000
         end_ns = start_ns + (SPAN_US * 1000 // hh_ns + 2) * hh_ns  # whole half-hours, margin
@@ -580,15 +551,19 @@ async def verify(scn: Scenario, redis_url: str) -> tuple[bool, str]:
         exp = scn.expected
         if scn.kind == "latency":
             first, stop = window.half_hours
-            acc = await store.window(first, stop, None, frozenset({"a", "l"}))
-            got = {user: sum(bins.values()) for user, bins in acc.latency.items()}
+            request = ReadRequest(first, stop, None, frozenset({"a", "l"}))
+            view = (await reader.read(request)).view
+            got: dict[str, int] = {}
+            for frame, _, _ in view.frames:
+                for i, count in zip(frame.lat_user.tolist(), frame.lat_count.tolist(), strict=True):
+                    got[frame.users[i]] = got.get(frame.users[i], 0) + count
             ok = got == exp.latency_samples
             total = sum(got.values())
             return ok, (
                 f"{len(got):,} users / {total:,} samples "
                 f"(expected {len(exp.latency_samples):,} / {sum(exp.latency_samples.values()):,})"
             )
-        report: Any = await user_activity_report(store, window)
+        report: Any = await user_activity_report(reader, window)
         users = report["report"]["users"]
         seconds = sum(int(u["seconds"]) for u in users)
         ok = len(users) == exp.active_users and seconds == exp.seconds
@@ -632,7 +607,7 @@ async def run(args: argparse.Namespace, broker: Any, redis_proc: Any) -> int:
     rng = random.Random(args.seed)
     run_id = uuid.uuid4().hex[:8]
     generated = time.perf_counter()
-    agents = make_agents(args.agents, args.partitions, rng)
+    agents = make_agents(args.agents, args.partitions, args.seed)
     builders: list[tuple[str, str, int, Callable[..., Any]]] = [
         ("sessions", "batch fast path", args.sessions, sessions_workload),
         ("latency", "sketch path", args.latency, latency_workload),
@@ -653,7 +628,7 @@ async def run(args: argparse.Namespace, broker: Any, redis_proc: Any) -> int:
 
     for scn in scenarios:
         topics = [scn.prefix + k for k in TOPIC_KINDS] + [scn.prefix + "dead_letter"]
-        await embedded.create_topics(broker.address, topics, args.partitions)
+        await create_topics(broker.address, topics, args.partitions)
     produce_s = await produce(broker.address, scenarios)
     total_bytes = sum(s.bytes for s in scenarios)
     console.print(
@@ -831,7 +806,7 @@ def main() -> int:
     if not 1 <= args.batch <= 1000:
         parser.error("--batch must be 1..1000 (the spec's limit per message)")
 
-    with embedded.start_broker() as broker, embedded.start_redis() as redis_proc:
+    with devstack.start_broker() as broker, devstack.start_redis() as redis_proc:
         return asyncio.run(run(args, broker, redis_proc))
 
 

@@ -1,9 +1,10 @@
 """Demo producer: a small, realistic deployment emitting events in batches.
 
-Users work in a few templates during their local working hours, agents report
-every 30 s while a session is open, apps are used in stretches, and latency
-samples follow a log-normal with an occasional slow tail.  ``backfill`` fills
-past days (with a progress bar); ``run_live`` keeps emitting as time passes.
+Users (from ``streams.simulation``) work in a few templates during their local
+working hours, agents report every 30 s while a session is open, apps are used in
+stretches, and latency samples follow a log-normal with an occasional slow tail.
+``backfill`` fills past days (with a progress bar); ``run_live`` keeps emitting as
+time passes.
 """
 
 from __future__ import annotations
@@ -11,173 +12,139 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import uuid
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import orjson
 from aiokafka import AIOKafkaProducer
 from rich.progress import Progress
 
+from aggregators.model import BuildParameter, ParameterOption
+from aggregators.timebase import (
+    HALF_HOURS_PER_DAY,
+    MIN_PER_HALF_HOUR,
+    NS_PER_US,
+    US_PER_DAY,
+    US_PER_MIN,
+    US_PER_S,
+    minute_of_us,
+)
 from insights.settings import Settings
+from streams.simulation import Template, User, generate
+from streams.workloads import (
+    App,
+    WireEvent,
+    app_usage_event,
+    build_event,
+    latency_event,
+    session_event,
+    uuid_from,
+)
 
-KINDS = ("vscode", "jetbrains", "reconnecting_pty", "ssh", "sftp")
-TEMPLATES = {
-    "10000000-0000-4000-8000-000000000001": ("docker", ["code-server", "jupyter"]),
-    "10000000-0000-4000-8000-000000000002": ("kubernetes", ["code-server", "grafana"]),
-    "10000000-0000-4000-8000-000000000003": ("gpu-ml", ["jupyter"]),
-}
+TEMPLATES = (
+    Template("10000000-0000-4000-8000-000000000001", "docker", ("code-server", "jupyter"), 1.0),
+    Template("10000000-0000-4000-8000-000000000002", "kubernetes", ("code-server", "grafana"), 1.0),
+    Template("10000000-0000-4000-8000-000000000003", "gpu-ml", ("jupyter",), 1.0),
+)
 BATCH = 100
-US = 1_000_000
-Event = dict[str, object]
+HALF_HOUR_US = MIN_PER_HALF_HOUR * US_PER_MIN
+REPORT_EVERY_US = 30 * US_PER_S
+WORKDAY_HOURS = 8
+# (topic kind, event time in epoch microseconds, event)
+Timed = tuple[str, int, WireEvent]
 
 
 def _uid(*parts: object) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "demo/" + "/".join(map(str, parts))))
+    return uuid_from("demo", *parts)
 
 
-def _rfc(time_us: int) -> str:
-    dt = datetime.fromtimestamp(time_us / US, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+def make_users(count: int, seed: int = 7) -> list[User]:
+    return list(generate(count, seed, templates=TEMPLATES).users)
 
 
-@dataclass(frozen=True)
-class DemoUser:
-    user_id: str
-    username: str
-    template_id: str
-    workspace_id: str
-    agent_id: str
-    utc_start_h: int
-    kind: str
-
-
-def make_users(count: int, seed: int = 7) -> list[DemoUser]:
-    rnd = random.Random(seed)
-    users = []
-    for i in range(count):
-        template = rnd.choice(list(TEMPLATES))
-        users.append(
-            DemoUser(
-                _uid("user", i),
-                f"dev{i:03d}",
-                template,
-                _uid("ws", i),
-                _uid("agent", i),
-                rnd.choice([1, 7, 8, 9, 13, 14]),
-                rnd.choice(["vscode", "vscode", "ssh", "jetbrains", "reconnecting_pty"]),
-            )
-        )
-    return users
+def _utc_start_hour(u: User) -> int:
+    return (u.start_min - u.tz_min) // 60 % 24
 
 
 def events_for_half_hour(
-    users: list[DemoUser], hh_start_us: int, rnd: random.Random
-) -> Iterator[tuple[str, Event]]:
-    """(topic kind, event) pairs of one half-hour of the deployment.
+    users: list[User], hh_start_us: int, rnd: random.Random, until_us: int | None = None
+) -> Iterator[tuple[str, WireEvent]]:
+    """(topic kind, event) pairs of one half-hour of the deployment, those up to
+    ``until_us`` only when it is given.
 
     Seed ``rnd`` with the half-hour: the live loop re-sends the current
     half-hour as it fills, and identical events are idempotent downstream.
     """
-    hour = (hh_start_us // (3600 * US)) % 24
+    for kind, time_us, event in _half_hour(users, hh_start_us, rnd):
+        if until_us is None or time_us <= until_us:
+            yield kind, event
+
+
+def _half_hour(users: list[User], hh_start_us: int, rnd: random.Random) -> Iterator[Timed]:
+    hour = minute_of_us(hh_start_us) // 60 % 24
     for u in users:
-        working = (hour - u.utc_start_h) % 24 < 8 and rnd.random() < 0.8
+        working = (hour - _utc_start_hour(u)) % 24 < WORKDAY_HOURS and rnd.random() < 0.8
         if not working:
             continue
         yield from _sessions(u, hh_start_us, rnd)
         yield from _latency(u, hh_start_us, rnd)
         if rnd.random() < 0.4:
-            yield "app_usage", _app(u, hh_start_us, rnd)
+            yield _app(u, hh_start_us, rnd)
 
 
-def _agent_fields(u: DemoUser, with_profile: bool = True) -> Event:
-    """Who and where: the fields every agent-side event carries."""
-    fields: Event = {
-        "user_id": u.user_id,
-        "template_id": u.template_id,
-        "workspace_id": u.workspace_id,
-        "agent_id": u.agent_id,
-    }
-    if with_profile:
-        fields.update(username=u.username, avatar_url="")
-    return fields
+def _sessions(u: User, hh_start_us: int, rnd: random.Random) -> Iterator[Timed]:
+    agent = u.agent()
+    for step in range(HALF_HOUR_US // REPORT_EVERY_US):
+        at = hh_start_us + step * REPORT_EVERY_US + rnd.randrange(1000)
+        yield "sessions", at, session_event(agent, _uid("s", u.user_id, at), at, (u.tool,))
 
 
-def _sessions(u: DemoUser, hh_start_us: int, rnd: random.Random) -> Iterator[tuple[str, Event]]:
-    for step in range(60):
-        at = hh_start_us + step * 30 * US + rnd.randrange(1000)
-        yield (
-            "sessions",
-            {
-                "id": _uid("s", u.user_id, at),
-                "time": _rfc(at),
-                **_agent_fields(u),
-                "connection_count": 1,
-                "sessions": {k: int(k == u.kind) for k in KINDS},
-            },
-        )
-
-
-def _latency(u: DemoUser, hh_start_us: int, rnd: random.Random) -> Iterator[tuple[str, Event]]:
-    for step in range(0, 60, 2):
-        at = hh_start_us + step * 30 * US
+def _latency(u: User, hh_start_us: int, rnd: random.Random) -> Iterator[Timed]:
+    agent = u.agent()
+    for step in range(0, HALF_HOUR_US // REPORT_EVERY_US, 2):
+        at = hh_start_us + step * REPORT_EVERY_US
         ms = rnd.lognormvariate(3.3, 0.4) * (8 if rnd.random() < 0.05 else 1)
-        yield (
-            "latency",
-            {
-                "id": _uid("l", u.user_id, at),
-                "time": _rfc(at),
-                **_agent_fields(u, with_profile=False),
-                "latency_ms": round(ms, 2),
-            },
-        )
+        yield "latency", at, latency_event(agent, _uid("l", u.user_id, at), at, round(ms, 2))
 
 
-def _app(u: DemoUser, hh_start_us: int, rnd: random.Random) -> Event:
-    slug = rnd.choice(TEMPLATES[u.template_id][1])
-    start = hh_start_us + rnd.randrange(20) * 60 * US
-    end = start + rnd.randrange(1, 10) * 60 * US
-    return {
-        "id": _uid("a", u.user_id, start),
-        "time": _rfc(end),
-        "session_id": _uid("as", u.user_id, start),
-        **_agent_fields(u),
-        "access_method": "path",
-        "slug_or_port": slug,
-        "app": {"display_name": slug, "icon": f"/icon/{slug}.svg"},
-        "started_at": _rfc(start),
-        "ended_at": _rfc(end),
-        "requests": rnd.randrange(1, 50),
-    }
+def _app(u: User, hh_start_us: int, rnd: random.Random) -> Timed:
+    slug = rnd.choice(u.main.template.apps)
+    start = hh_start_us + rnd.randrange(20) * US_PER_MIN
+    end = start + rnd.randrange(1, 10) * US_PER_MIN
+    event = app_usage_event(
+        u.agent(),
+        _uid("a", u.user_id, start),
+        _uid("as", u.user_id, start),
+        start,
+        end,
+        slug_or_port=slug,
+        app=App(slug, f"/icon/{slug}.svg"),
+        requests=rnd.randrange(1, 50),
+    )
+    return "app_usage", end, event
 
 
-def build_events(users: list[DemoUser], at_us: int) -> Iterator[tuple[str, Event]]:
+REGIONS = (
+    ParameterOption("Europe", "", "eu", ""),
+    ParameterOption("US", "", "us", ""),
+)
+
+
+def build_events(users: list[User], at_us: int) -> Iterator[tuple[str, WireEvent]]:
     for u in users:
-        yield (
-            "builds",
-            {
-                "id": _uid("b", u.workspace_id),
-                "time": _rfc(at_us),
-                "template_id": u.template_id,
-                "workspace_id": u.workspace_id,
-                "user_id": u.user_id,
-                "build_number": 1,
-                "parameters": [
-                    {
-                        "name": "region",
-                        "type": "string",
-                        "display_name": "Region",
-                        "description": "Where the **workspace** runs",
-                        "options": [
-                            {"name": "Europe", "description": "", "value": "eu", "icon": ""},
-                            {"name": "US", "description": "", "value": "us", "icon": ""},
-                        ],
-                        "value": "eu" if int(u.user_id[-1], 16) % 3 else "us",
-                    },
-                ],
-            },
+        region = BuildParameter(
+            "region",
+            "string",
+            "Region",
+            "Where the **workspace** runs",
+            REGIONS,
+            "eu" if int(u.user_id[-1], 16) % 3 else "us",
         )
+        yield "builds", build_event(u.agent(), _uid("b", u.main.workspace_id), at_us, 1, [region])
+
+
+def _now_us() -> int:
+    return time.time_ns() // NS_PER_US
 
 
 class DemoProducer:
@@ -186,10 +153,12 @@ class DemoProducer:
     ) -> None:
         self.settings = settings
         self.users = make_users(users)
-        self.clock_us = clock_us or (lambda: int(datetime.now(UTC).timestamp() * US))
+        self.clock_us = clock_us or _now_us
 
-    async def _send(self, producer: AIOKafkaProducer, pairs: Iterator[tuple[str, Event]]) -> int:
-        buffers: dict[str, list[Event]] = {}
+    async def _send(
+        self, producer: AIOKafkaProducer, pairs: Iterator[tuple[str, WireEvent]]
+    ) -> int:
+        buffers: dict[str, list[WireEvent]] = {}
         sent = 0
         for kind, event in pairs:
             buf = buffers.setdefault(kind, [])
@@ -215,26 +184,24 @@ class DemoProducer:
         await producer.start()
         try:
             now = self.clock_us()
-            half = 1800 * US
-            current = now - now % half
-            await self._send(producer, build_events(self.users, now - backfill_days * 86400 * US))
-            first = current - backfill_days * 48 * half
+            current = now - now % HALF_HOUR_US
+            await self._send(producer, build_events(self.users, now - backfill_days * US_PER_DAY))
+            half_hours = backfill_days * HALF_HOURS_PER_DAY
+            first = current - half_hours * HALF_HOUR_US
             with Progress(transient=True) as progress:
-                task = progress.add_task("demo backfill", total=backfill_days * 48)
-                for hh in range(first, current, half):
+                task = progress.add_task("demo backfill", total=half_hours)
+                for hh in range(first, current, HALF_HOUR_US):
                     await self._send(
                         producer, events_for_half_hour(self.users, hh, random.Random(hh))
                     )
                     progress.advance(task)
             while not stop.is_set():
                 now = self.clock_us()
-                current = now - now % half
-                pairs = (
-                    (k, e)
-                    for k, e in events_for_half_hour(self.users, current, random.Random(current))
-                    if str(e["time"]) <= _rfc(now)
+                current = now - now % HALF_HOUR_US
+                await self._send(
+                    producer,
+                    events_for_half_hour(self.users, current, random.Random(current), until_us=now),
                 )
-                await self._send(producer, pairs)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=30)
         finally:

@@ -6,9 +6,21 @@ app-usage event per app session, one build per workspace.
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
+
+from aggregators.model import BuildParameter, ParameterOption
+from aggregators.timebase import US_PER_S
+from streams.workloads import (
+    AccessMethod,
+    AgentRef,
+    App,
+    WireEvent,
+    app_usage_event,
+    build_event,
+    epoch_us,
+    session_event,
+    uuid_from,
+)
 
 T1 = "00000000-0000-0000-0000-000000000001"
 T2 = "00000000-0000-0000-0000-000000000002"
@@ -17,13 +29,13 @@ USER1 = "00000000-0000-0000-0000-000000000004"
 USER2 = "00000000-0000-0000-0000-000000000005"
 USER3 = "00000000-0000-0000-0000-000000000006"
 NAMES = {USER1: "user1", USER2: "user2", USER3: "user3"}
-KINDS = ("vscode", "jetbrains", "reconnecting_pty", "ssh", "sftp")
+REPORT_EVERY_US = 30 * US_PER_S
 
-Event = dict[str, Any]
+Event = WireEvent
 
 
 def _id(*parts: object) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "fixture/" + "/".join(map(str, parts))))
+    return uuid_from("fixture", *parts)
 
 
 # (user, workspace name, template)
@@ -37,22 +49,20 @@ WORKSPACES = {
 }
 
 
-def _ws(key: str) -> dict[str, str]:
+def _agent(key: str) -> AgentRef:
     user, _, template = WORKSPACES[key]
-    return {
-        "user_id": user,
-        "template_id": template,
-        "workspace_id": _id("ws", key),
-        "agent_id": _id("agent", key),
-    }
+    return AgentRef(user, NAMES[user], template, _id("ws", key), _id("agent", key))
 
 
-def _t(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+def _us(text: str) -> int:
+    """Epoch microseconds of a UTC time written without offset, or of RFC 3339 text."""
+    moment = datetime.fromisoformat(text)
+    return epoch_us(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
-def _rfc(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+def _iso(time_us: int) -> str:
+    """``datetime.isoformat`` of an instant, as the session ids were first made."""
+    return datetime.fromtimestamp(time_us // US_PER_S, UTC).isoformat()
 
 
 SESSIONS = [  # (workspace, from, to, kinds)
@@ -68,7 +78,7 @@ SESSIONS = [  # (workspace, from, to, kinds)
     ("u3w1", "2023-08-15T00:00", "2023-08-15T01:00", ("ssh", "reconnecting_pty")),
 ]
 
-APPS = [  # (workspace, key, start, end, access method)
+APPS: list[tuple[str, str, str, str, AccessMethod]] = [  # (workspace, key, start, end, method)
     ("u1w1", "app1", "2023-08-15T00:00:00", "2023-08-15T01:00:00", "path"),
     ("u1w1", "app1", "2023-08-15T02:00:10", "2023-08-15T02:00:40", "path"),
     ("u1w1", "app1", "2023-08-15T03:00:30", "2023-08-15T03:01:30", "path"),
@@ -91,57 +101,35 @@ ICONS = {
 def session_events() -> list[Event]:
     out: list[Event] = []
     for n, (ws, start, end, kinds) in enumerate(SESSIONS):
-        at, stop = _t(start), _t(end)
-        while at < stop:
-            user = WORKSPACES[ws][0]
-            out.append(
-                {
-                    "id": _id("s", n, at.isoformat()),
-                    "time": _rfc(at),
-                    "username": NAMES[user],
-                    "avatar_url": "",
-                    **_ws(ws),
-                    "connection_count": 1,
-                    "sessions": {k: int(k in kinds) for k in KINDS},
-                }
-            )
-            at += timedelta(seconds=30)
+        for at in range(_us(start), _us(end), REPORT_EVERY_US):
+            out.append(session_event(_agent(ws), _id("s", n, _iso(at)), at, kinds))
     return out
 
 
 def app_events() -> list[Event]:
     out: list[Event] = []
     for n, (ws, key, start, end, method) in enumerate(APPS):
-        user = WORKSPACES[ws][0]
-        app = None if method == "terminal" else {"display_name": key, "icon": ICONS[key]}
+        app = None if method == "terminal" else App(key, ICONS[key])
         out.append(
-            {
-                "id": _id("a", n),
-                "time": _rfc(_t(end)),
-                "session_id": _id("session", n),
-                "username": NAMES[user],
-                "avatar_url": "",
-                **_ws(ws),
-                "access_method": method,
-                "slug_or_port": key,
-                "app": app,
-                "started_at": _rfc(_t(start)),
-                "ended_at": _rfc(_t(end)),
-                "requests": 1,
-            }
+            app_usage_event(
+                _agent(ws),
+                _id("a", n),
+                _id("session", n),
+                _us(start),
+                _us(end),
+                access_method=method,
+                slug_or_port=key,
+                app=app,
+            )
         )
     return out
 
 
-def _param(name: str, description: str, value: str, options: tuple[str, ...] = ()) -> Event:
-    return {
-        "name": name,
-        "type": "string",
-        "display_name": name,
-        "description": description,
-        "options": [{"name": o, "description": "", "value": o, "icon": ""} for o in options],
-        "value": value,
-    }
+def _param(
+    name: str, description: str, value: str, options: tuple[str, ...] = ()
+) -> BuildParameter:
+    choices = tuple(ParameterOption(o, "", o, "") for o in options)
+    return BuildParameter(name, "string", name, description, choices, value)
 
 
 def build_events(loaded_at: str = "2026-01-01T00:00:00Z") -> list[Event]:
@@ -151,7 +139,7 @@ def build_events(loaded_at: str = "2026-01-01T00:00:00Z") -> list[Event]:
     fourth = ("param4", "This is fourth parameter")
     other = ("otherparam1", "This is another parameter")
     opts = ("option1", "option2")
-    values: dict[str, list[Event]] = {
+    values: dict[str, list[BuildParameter]] = {
         "u1w1": [
             _param(*first, "abc"),
             _param(*second, "123"),
@@ -174,21 +162,10 @@ def build_events(loaded_at: str = "2026-01-01T00:00:00Z") -> list[Event]:
             _param(*fourth, "option2", opts),
         ],
     }
-    out: list[Event] = []
-    for ws, params in values.items():
-        base = _ws(ws)
-        out.append(
-            {
-                "id": _id("b", ws),
-                "time": loaded_at,
-                "template_id": base["template_id"],
-                "workspace_id": base["workspace_id"],
-                "user_id": base["user_id"],
-                "build_number": 1,
-                "parameters": params,
-            }
-        )
-    return out
+    loaded_us = _us(loaded_at)
+    return [
+        build_event(_agent(ws), _id("b", ws), loaded_us, 1, params) for ws, params in values.items()
+    ]
 
 
 def all_events() -> dict[str, list[Event]]:

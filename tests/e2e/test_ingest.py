@@ -11,28 +11,20 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from aggregators.timebase import US_PER_S
+from streams.workloads import AgentRef, epoch_us, latency_event, session_event
 from tests.e2e.stack import Stack
 
 T = "20000000-0000-4000-8000-000000000001"
 USERS = [f"20000000-0000-4000-8000-0000000001{i:02d}" for i in range(5)]
 
 
-def _rfc(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
+def _agent(user: str) -> AgentRef:
+    return AgentRef(user, f"name-{user[-2:]}", T, T, T)
 
 
 def _session(n: int, user: str, at: datetime) -> dict[str, Any]:
-    return {
-        "id": f"ingest-{n}-{user}-{at.isoformat()}",
-        "time": _rfc(at),
-        "user_id": user,
-        "username": f"name-{user[-2:]}",
-        "template_id": T,
-        "workspace_id": T,
-        "agent_id": T,
-        "connection_count": 1,
-        "sessions": {"ssh": 1},
-    }
+    return session_event(_agent(user), f"ingest-{n}-{user}-{at.isoformat()}", epoch_us(at), ["ssh"])
 
 
 def _dead_letters(stack: Stack, expected: int) -> list[dict[str, Any]]:
@@ -94,16 +86,9 @@ def test_latency_samples_become_quantiles(stack: Stack) -> None:
     rnd = random.Random(5)
     at = datetime(2024, 6, 3, 10, tzinfo=UTC)
     values = [round(rnd.lognormvariate(3.4, 0.6), 3) for _ in range(400)]
+    start_us = epoch_us(at)
     events = [
-        {
-            "id": f"lat-{i}",
-            "time": _rfc(at + timedelta(seconds=30 * i)),
-            "user_id": USERS[4],
-            "template_id": T,
-            "workspace_id": T,
-            "agent_id": T,
-            "latency_ms": v,
-        }
+        latency_event(_agent(USERS[4]), f"lat-{i}", start_us + i * 30 * US_PER_S, v)
         for i, v in enumerate(values)
     ]
     stack.produce_events("latency", events, batch=100)
