@@ -5,12 +5,16 @@ clients written against Coder's Insights API recognise them.  Shapes are exact
 where the specification fixes them (required fields, ``additionalProperties:
 false``); what depends on the request (``report`` / ``interval_reports`` on
 ``/templates``, extension keys of ``latency_ms``) is described, not enforced.
+
+The component schemas are data, kept in ``openapi_schemas.json`` next to this
+module; parameters, operations and the document around them are built here.
 """
 
 from __future__ import annotations
 
 import copy
 from functools import cache
+from importlib import resources
 
 import orjson
 from aiohttp import web
@@ -19,282 +23,28 @@ Schema = dict[str, object]
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "0.1.0"
+SCHEMAS_RESOURCE = "openapi_schemas.json"
 
 _PERCENTILE_PATTERN = r"^(0*[1-9][0-9]?(\.[0-9]+)?|0+\.[0-9]*[1-9][0-9]*)$"
-_PERCENTILE_KEY_PATTERN = r"^p(0|[1-9][0-9]?)(\.[0-9]*[1-9])?$"
 
 _SECURITY: list[dict[str, list[str]]] = [{"CoderSessionToken": []}, {"BearerAuth": []}]
 _PUBLIC: list[dict[str, list[str]]] = []
 
 
+def _load_schemas() -> dict[str, Schema]:
+    schemas = orjson.loads(resources.files(__package__).joinpath(SCHEMAS_RESOURCE).read_bytes())
+    # A malformed resource should fail the import, not the first request.
+    if not isinstance(schemas, dict) or not all(isinstance(s, dict) for s in schemas.values()):
+        raise ValueError(f"{SCHEMAS_RESOURCE}: expected an object of schema objects")
+    return schemas
+
+
+# ``components.schemas``; never handed out directly (openapi_document deep-copies it).
+SCHEMAS = _load_schemas()
+
+
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _obj(
-    properties: dict[str, Schema], *, optional: tuple[str, ...] = (), **extra: object
-) -> Schema:
-    """A closed object: every property required unless listed in ``optional``."""
-    schema: Schema = {
-        "type": "object",
-        "required": [name for name in properties if name not in optional],
-        "properties": properties,
-        "additionalProperties": False,
-    }
-    schema.update(extra)
-    return schema
-
-
-def _string(description: str = "", **extra: object) -> Schema:
-    schema: Schema = {"type": "string"}
-    if description:
-        schema["description"] = description
-    schema.update(extra)
-    return schema
-
-
-def _count(description: str, minimum: int = 0) -> Schema:
-    return {"type": "integer", "minimum": minimum, "description": description}
-
-
-def _uuid_list(description: str) -> Schema:
-    return {
-        "type": "array",
-        "items": {"type": "string", "format": "uuid"},
-        "description": description + " Lowercase canonical UUIDs, sorted ascending; never null.",
-    }
-
-
-def _time(description: str) -> Schema:
-    return _string(
-        description + " RFC 3339; a zero offset is written `Z`, other offsets are kept; a "
-        "fractional second appears only when non-zero, without trailing zeros.",
-        format="date-time",
-    )
-
-
-# --- components --------------------------------------------------------------------------
-
-
-def _schemas() -> dict[str, Schema]:
-    report_start = _time("The request's `start_time`, in its own offset.")
-    report_end = _time("The request's `end_time`, in its own offset.")
-    return {
-        "codersdk.Response": _obj(
-            {
-                "message": _string("A short, human-readable summary of the outcome."),
-                "detail": _string(
-                    "Further detail, e.g. a one-line error text. Omitted when empty.",
-                    minLength=1,
-                ),
-                "validations": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": _ref("codersdk.ValidationError"),
-                    "description": "Per-field validation problems. Omitted when empty.",
-                },
-            },
-            optional=("detail", "validations"),
-            description="Error body; fields in the order message, detail, validations.",
-        ),
-        "codersdk.ValidationError": _obj(
-            {"field": _string("Query parameter name."), "detail": _string("What is wrong.")},
-        ),
-        "codersdk.DAUsResponse": _obj(
-            {
-                "entries": {
-                    "type": "array",
-                    "items": _ref("codersdk.DAUEntry"),
-                    "minItems": 61,
-                    "maxItems": 61,
-                    "description": "The 60 full local days before today, then today; ascending.",
-                },
-                "tz_hour_offset": {
-                    "type": "integer",
-                    "minimum": -12,
-                    "maximum": 14,
-                    "description": "Echo of `tz_offset` (whole hours east of UTC).",
-                },
-            },
-        ),
-        "codersdk.DAUEntry": _obj(
-            {
-                "date": _string("Local day `YYYY-MM-DD` (no time, no zone).", format="date"),
-                "amount": _count("Distinct users with at least one activity minute that day."),
-            },
-        ),
-        "codersdk.InsightsReportInterval": {
-            "type": "string",
-            "enum": ["day", "week"],
-        },
-        "codersdk.TemplateAppsType": {
-            "type": "string",
-            "enum": ["builtin", "app"],
-        },
-        "codersdk.TemplateInsightsResponse": _obj(
-            {
-                "report": _ref("codersdk.TemplateInsightsReport"),
-                "interval_reports": {
-                    "type": "array",
-                    "items": _ref("codersdk.TemplateInsightsIntervalReport"),
-                    "minItems": 1,
-                    "description": "Present iff `interval` is set, `sections` contains "
-                    "`interval_reports` and the window is not empty. Chronological; "
-                    "empty intervals included.",
-                },
-            },
-            optional=("report", "interval_reports"),
-            description="`report` is present iff `sections` contains `report`. With "
-            "`sections=interval_reports` and no `interval` the body is `{}`.",
-        ),
-        "codersdk.TemplateInsightsReport": _obj(
-            {
-                "start_time": report_start,
-                "end_time": report_end,
-                "template_ids": _uuid_list("Templates with activity in the window."),
-                "active_users": _count("Distinct users with activity in the window."),
-                "apps_usage": {
-                    "type": "array",
-                    "items": _ref("codersdk.TemplateAppUsage"),
-                    "minItems": 5,
-                    "description": "The 5 builtins (vscode, jetbrains, reconnecting-pty, ssh, "
-                    "sftp) in that order, then template apps by slug, display name, icon.",
-                },
-                "parameters_usage": {
-                    "type": "array",
-                    "items": _ref("codersdk.TemplateParameterUsage"),
-                },
-            },
-        ),
-        "codersdk.TemplateAppUsage": _obj(
-            {
-                "template_ids": _uuid_list("Templates contributing usage."),
-                "type": _ref("codersdk.TemplateAppsType"),
-                "display_name": _string(),
-                "slug": _string(),
-                "icon": _string(),
-                "seconds": _count("Usage in seconds (minutes capped at 30 per half-hour)."),
-                "times_used": _count("Runs of consecutive half-hours per user; 0 for builtins."),
-            },
-        ),
-        "codersdk.TemplateParameterUsage": _obj(
-            {
-                "template_ids": _uuid_list("Templates with this parameter definition."),
-                "display_name": _string(),
-                "name": _string(),
-                "type": _string(),
-                "description": _string("Plain text converted from the markdown description."),
-                "options": {
-                    "type": "array",
-                    "items": _ref("codersdk.TemplateParameterOption"),
-                    "minItems": 1,
-                    "description": "Omitted when the parameter has no options.",
-                },
-                "values": {
-                    "type": "array",
-                    "items": _ref("codersdk.TemplateParameterValue"),
-                    "minItems": 1,
-                },
-            },
-            optional=("options",),
-        ),
-        "codersdk.TemplateParameterOption": _obj(
-            {
-                "name": _string(),
-                "description": _string(),
-                "value": _string(),
-                "icon": _string(),
-            },
-        ),
-        "codersdk.TemplateParameterValue": _obj(
-            {
-                "value": _string(),
-                "count": _count("Latest builds per workspace in the window using this value.", 1),
-            },
-        ),
-        "codersdk.TemplateInsightsIntervalReport": _obj(
-            {
-                "start_time": _time("Interval start, in `start_time`'s offset."),
-                "end_time": _time("Interval end, in `start_time`'s offset."),
-                "template_ids": _uuid_list("Templates with activity in the interval."),
-                "interval": _ref("codersdk.InsightsReportInterval"),
-                "active_users": _count("Distinct users with activity in the interval."),
-            },
-        ),
-        "codersdk.UserActivityInsightsResponse": _obj(
-            {"report": _ref("codersdk.UserActivityInsightsReport")},
-        ),
-        "codersdk.UserActivityInsightsReport": _obj(
-            {
-                "start_time": report_start,
-                "end_time": report_end,
-                "template_ids": _uuid_list("Union of the users' templates."),
-                "users": {
-                    "type": "array",
-                    "items": _ref("codersdk.UserActivity"),
-                    "description": "Users with activity, sorted by `user_id`.",
-                },
-            },
-        ),
-        "codersdk.UserActivity": _obj(
-            {
-                "template_ids": _uuid_list("Templates where the user was active."),
-                "user_id": _string(format="uuid"),
-                "username": _string(),
-                "avatar_url": _string('`""` when none is known.'),
-                "seconds": _count("Activity in seconds."),
-            },
-        ),
-        "codersdk.UserLatencyInsightsResponse": _obj(
-            {"report": _ref("codersdk.UserLatencyInsightsReport")},
-        ),
-        "codersdk.UserLatencyInsightsReport": _obj(
-            {
-                "start_time": report_start,
-                "end_time": report_end,
-                "template_ids": _uuid_list("Union of the users' templates."),
-                "users": {
-                    "type": "array",
-                    "items": _ref("codersdk.UserLatency"),
-                    "description": "Users with activity or latency samples, sorted by `user_id`.",
-                },
-            },
-        ),
-        "codersdk.UserLatency": _obj(
-            {
-                "template_ids": _uuid_list("Templates with activity or samples of the user."),
-                "user_id": _string(format="uuid"),
-                "username": _string('`""` for a user seen only in latency events.'),
-                "avatar_url": _string('`""` when none is known.'),
-                "latency_ms": _ref("codersdk.ConnectionLatency"),
-            },
-        ),
-        "codersdk.ConnectionLatency": {
-            "type": "object",
-            "required": ["p50", "p95"],
-            "properties": {
-                "p50": {"type": "number"},
-                "p95": {"type": "number"},
-            },
-            "propertyNames": {"pattern": _PERCENTILE_KEY_PATTERN},
-            "additionalProperties": {"type": "number"},
-            "description": "Quantiles in milliseconds of all the user's samples (<= 1 % "
-            "relative error); -1 when the user has no sample. `p50` and `p95` always; one "
-            "extra key per requested `percentiles` value (`p` + canonical decimal, e.g. "
-            "`p99.9`), keys in ascending percentile order.",
-        },
-        "Health": _obj(
-            {"status": _string(enum=["ok"])},
-        ),
-        "Readiness": _obj(
-            {
-                "status": _string(enum=["ok", "unavailable"]),
-                "redis": _string('"ok", or a one-line error text.'),
-                "workers": _count("Workers that reported assigned partitions recently."),
-            },
-            optional=("workers",),
-        ),
-    }
 
 
 # --- parameters --------------------------------------------------------------------------
@@ -525,7 +275,7 @@ def openapi_document() -> dict[str, object]:
         ],
         "paths": _paths(),
         "components": {
-            "schemas": _schemas(),
+            "schemas": SCHEMAS,
             "securitySchemes": {
                 "CoderSessionToken": {
                     "type": "apiKey",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,7 +14,8 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
-from api.openapi import openapi_document, openapi_view
+from api import openapi
+from api.openapi import SCHEMAS, SCHEMAS_RESOURCE, openapi_document, openapi_view
 
 CODER_SCHEMAS = [
     "codersdk.DAUsResponse",
@@ -84,6 +87,33 @@ def test_validator_rejects_a_broken_document() -> None:
 @pytest.mark.parametrize("name", CODER_SCHEMAS)
 def test_coder_schema_names_exist(name: str) -> None:
     assert name in _schemas()
+
+
+def test_schemas_resource_is_loaded() -> None:
+    """The component schemas come from the package's JSON resource, each a valid JSON Schema."""
+    loaded = orjson.loads(resources.files("api").joinpath(SCHEMAS_RESOURCE).read_bytes())
+    assert isinstance(loaded, dict)
+    assert list(loaded) == list(SCHEMAS) == list(_schemas())  # order is part of the output
+    assert loaded == SCHEMAS == _schemas()
+    for schema in loaded.values():
+        Draft202012Validator.check_schema(schema)
+
+
+def test_document_does_not_share_the_loaded_schemas() -> None:
+    doc = _doc()
+    doc["components"]["schemas"]["codersdk.DAUEntry"]["properties"].clear()
+    assert _schemas()["codersdk.DAUEntry"]["properties"]
+    assert SCHEMAS["codersdk.DAUEntry"]["properties"]
+
+
+@pytest.mark.parametrize("content", [b"[]", b'{"codersdk.Response": "not a schema"}'])
+def test_malformed_schemas_resource_is_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes
+) -> None:
+    (tmp_path / SCHEMAS_RESOURCE).write_bytes(content)
+    monkeypatch.setattr(resources, "files", lambda _package: tmp_path)
+    with pytest.raises(ValueError, match=SCHEMAS_RESOURCE):
+        openapi._load_schemas()
 
 
 def test_every_ref_resolves() -> None:
