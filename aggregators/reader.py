@@ -16,12 +16,15 @@ I/O goes through the injected ``RollupSource``; this module knows no keys.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from aggregators.flights import Flights, shared
 from aggregators.frames import (
     DayFrame,
     LatencyBlock,
@@ -71,22 +74,28 @@ class _DayPlan:
         return self.lo == 0 and self.hi == HALF_HOURS_PER_DAY
 
 
+@dataclass(frozen=True)
+class _Cached:
+    stamp: Stamp  # versions the frame was built at
+    frame: DayFrame
+    read_at: float  # clock when its data was read
+
+
 class FrameCache:
-    """Bounded LRU of day frames, each valid for the versions it was built at."""
+    """Bounded LRU of day frames with the versions they were built at."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[Stamp, tuple[Stamp, DayFrame]] = OrderedDict()
+        self._items: OrderedDict[Stamp, _Cached] = OrderedDict()
 
-    def get(self, key: Stamp, stamp: Stamp) -> DayFrame | None:
+    def get(self, key: Stamp) -> _Cached | None:
         item = self._items.get(key)
-        if item is None or item[0] != stamp:
-            return None
-        self._items.move_to_end(key)
-        return item[1]
+        if item is not None:
+            self._items.move_to_end(key)
+        return item
 
-    def put(self, key: Stamp, stamp: Stamp, frame: DayFrame) -> None:
-        self._items[key] = (stamp, frame)
+    def put(self, key: Stamp, item: _Cached) -> None:
+        self._items[key] = item
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
@@ -97,11 +106,32 @@ def _ceil_div(a: int, b: int) -> int:
 
 
 class WindowReader:
-    def __init__(self, source: RollupSource, frame_cache_size: int = 512) -> None:
+    """Folds windows from a ``RollupSource``, caching and sharing the work.
+
+    ``max_staleness_s`` is the read path's freshness budget: a day whose
+    version moved is refolded only when its cached frame's data is older than
+    that, so a live day costs at most one fold per budget, per window shape,
+    whatever the request rate (concurrent requests share that fold).  Zero
+    means every change is seen at once.
+    """
+
+    def __init__(
+        self,
+        source: RollupSource,
+        frame_cache_size: int = 512,
+        *,
+        max_staleness_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.source = source
+        self.max_staleness_s = max_staleness_s
+        self._clock = clock
         self._frames = FrameCache(frame_cache_size)
+        self._frame_flights: Flights[Stamp, DayFrame] = Flights()
+        self._snapshot_flights: Flights[tuple[int, int], Snapshot] = Flights()
+        self._views: OrderedDict[Stamp, tuple[list[DayFrame], WindowView]] = OrderedDict()
         self._users = UserIndex()
-        self._blocks: dict[Stamp, LatencyBlock] = {}
+        self._blocks: dict[Stamp, tuple[list[DayFrame], LatencyBlock]] = {}
         self._catalogue: tuple[Version, Catalogue] | None = None
         self._profiles: tuple[Version, dict[str, Profile]] | None = None
         # day -> (version, the day's builds indexed, decoded builds by name)
@@ -114,7 +144,7 @@ class WindowReader:
         if req.builds_ns is not None:
             first_day = min(first_day, req.builds_ns[0] // NS_PER_DAY)
             stop_day = max(stop_day, _ceil_div(req.builds_ns[1], NS_PER_DAY))
-        snap = await self.source.snapshot(first_day, stop_day)
+        snap = await self._snapshot(first_day, stop_day)
         data = WindowData(await self._view(snap, req))
         if req.builds_ns is not None:
             data.builds = await self._candidate_builds(snap, *req.builds_ns, req.templates)
@@ -124,6 +154,18 @@ class WindowReader:
 
     # -- windows ----------------------------------------------------------------
 
+    async def _snapshot(self, first_day: int, stop_day: int) -> Snapshot:
+        """Concurrent requests for the same days share one snapshot round trip."""
+        key = (first_day, stop_day)
+        future = self._snapshot_flights.running(key)
+        if future is None:
+
+            async def take() -> list[Snapshot]:
+                return [await self.source.snapshot(first_day, stop_day)]
+
+            (future,) = self._snapshot_flights.start([key], take)
+        return await shared(future)
+
     async def _view(self, snap: Snapshot, req: ReadRequest) -> WindowView:
         days = set(snap.days)
         plans = [
@@ -132,28 +174,60 @@ class WindowReader:
             if day in days
         ]
         cat_version = snap.catalogue_version if "x" in req.parts else None
-        frames: list[DayFrame] = []
-        stamps: dict[int, Stamp] = {}
+        now = self._clock()
+        # Per day: a cached frame, a fold another request started, or one this request starts.
+        slots: list[DayFrame | asyncio.Future[DayFrame] | None] = []
         stale: list[tuple[_DayPlan, Stamp, Stamp]] = []
+        mine: list[int] = []
         for plan in plans:
             key: Stamp = (plan.day, plan.lo, plan.hi, req.templates, req.parts)
             stamp: Stamp = (snap.day_versions.get(plan.day), cat_version)
-            stamps[plan.day] = key + stamp
-            frame = self._frames.get(key, stamp)
-            if frame is None:
+            cached = self._frames.get(key)
+            if cached is not None and (
+                cached.stamp == stamp
+                or (cached.stamp[1] == cat_version and now - cached.read_at < self.max_staleness_s)
+            ):
+                slots.append(cached.frame)
+                continue
+            running = self._frame_flights.running(key + stamp)
+            if running is None:
+                mine.append(len(slots))
                 stale.append((plan, key, stamp))
-            else:
-                frames.append(frame)
+            slots.append(running)  # None: this request starts the fold, below
         if stale:
-            catalogue = await self._catalogue_at(cat_version) if "x" in req.parts else {}
-            built = await self._fold_days([p for p, _, _ in stale], req, catalogue)
-            for (_, key, stamp), frame in zip(stale, built, strict=True):
-                self._frames.put(key, stamp, frame)
-                frames.append(frame)
+            started = self._frame_flights.start(
+                [key + stamp for _, key, stamp in stale],
+                lambda: self._build_frames(stale, req, cat_version),
+            )
+            for slot, future in zip(mine, started, strict=True):
+                slots[slot] = future
+        ready = [f if isinstance(f, DayFrame) else await shared(f) for f in slots if f is not None]
+        return self._merged(req, ready)
+
+    def _merged(self, req: ReadRequest, frames: list[DayFrame]) -> WindowView:
+        """Requests over the same frames share one merge (dashboards repeat themselves)."""
+        key: Stamp = (req.first_hh, req.stop_hh, req.templates, req.parts, *map(id, frames))
+        hit = self._views.get(key)
+        if hit is not None:
+            self._views.move_to_end(key)
+            return hit[1]
         view = merge_frames(frames, self._users)
         if "l" in req.parts:
-            view.latency_block = self._latency_block(frames, stamps)
+            view.latency_block = self._latency_block(frames)
+        self._views[key] = (frames, view)  # the frames keep their ids unique while cached
+        while len(self._views) > 64:
+            self._views.popitem(last=False)
         return view
+
+    async def _build_frames(
+        self, stale: list[tuple[_DayPlan, Stamp, Stamp]], req: ReadRequest, cat_version: Version
+    ) -> list[DayFrame]:
+        read_at = self._clock()
+        catalogue = await self._catalogue_at(cat_version) if "x" in req.parts else {}
+        built = await self._fold_days([p for p, _, _ in stale], req, catalogue)
+        for (_, key, stamp), frame in zip(stale, built, strict=True):
+            self._frames.put(key, _Cached(stamp, frame, read_at))
+        return built
 
     async def _fold_days(
         self, plans: list[_DayPlan], req: ReadRequest, catalogue: Catalogue
@@ -173,21 +247,20 @@ class WindowReader:
             out.append(day_frame(acc, plan.day, self._users))
         return out
 
-    def _latency_block(
-        self, frames: list[DayFrame], stamps: dict[int, Stamp]
-    ) -> LatencyBlock | None:
-        """Samples of all but the two newest days, summed once per set of day versions:
+    def _latency_block(self, frames: list[DayFrame]) -> LatencyBlock | None:
+        """Samples of all but the two newest days, summed once per set of frames:
         live data lands on the newest days, so a dashboard re-sums only those."""
         if len(frames) <= 2:
             return None
         settled = sorted(frames, key=lambda f: f.day)[:-2]
-        key = tuple(stamps[f.day] for f in settled)
-        block = self._blocks.get(key)
-        if block is None:
-            block = latency_block(settled)
-            self._blocks[key] = block
-            while len(self._blocks) > 8:
-                self._blocks.pop(next(iter(self._blocks)))
+        key = tuple(map(id, settled))
+        hit = self._blocks.get(key)
+        if hit is not None:
+            return hit[1]
+        block = latency_block(settled)
+        self._blocks[key] = (settled, block)  # the frames keep their ids unique while cached
+        while len(self._blocks) > 8:
+            self._blocks.pop(next(iter(self._blocks)))
         return block
 
     # -- metadata -----------------------------------------------------------------

@@ -47,12 +47,16 @@ def create_app(
     )
     if store is not None:
         app[STORE] = store
-        app[READER] = WindowReader(store.source)
+        app[READER] = _reader(settings, store)
     else:
         app.cleanup_ctx.append(_store_ctx)
     app.on_startup.append(_tune_gc)
     views.setup_routes(app)
     return app
+
+
+def _reader(settings: Settings, store: RollupStore) -> WindowReader:
+    return WindowReader(store.source, max_staleness_s=settings.read_staleness_ms / 1000)
 
 
 async def _tune_gc(app: web.Application) -> None:
@@ -66,6 +70,6 @@ async def _tune_gc(app: web.Application) -> None:
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     client = redis_client(app[SETTINGS])
     app[STORE] = store = RollupStore(client)
-    app[READER] = WindowReader(store.source)
+    app[READER] = _reader(app[SETTINGS], store)
     yield
     await client.aclose()

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     )
     api_token_file: str = Field("", description="file with one token spec per line")
     store_timeout_s: float = Field(2.0, gt=0, description="deadline of one store read")
+    read_staleness_ms: int = Field(
+        250, ge=0, le=1000, description="a changed day is refolded at most once per this"
+    )
     readiness_max_age_s: float = Field(30.0, gt=0)
 
     def topic(self, kind: str) -> str:
