@@ -74,6 +74,20 @@ async def templates_report(
     data = await _read(
         reader, window, frozenset({"a", "x"}), builds="report" in sections, profiles=False
     )
+    key = ("templates", window, interval_days, sections)
+    return reader.memo(
+        key, data, lambda: _templates(data, window, interval_days, sections, render, describe)
+    )
+
+
+def _templates(
+    data: WindowData,
+    window: Window,
+    interval_days: int | None,
+    sections: frozenset[str],
+    render: RenderTime,
+    describe: Callable[[str], str],
+) -> Json:
     acc = data.view
     out: Json = {}
     if "report" in sections:
@@ -107,16 +121,22 @@ def _report(window: Window, template_ids: list[str], users: list[Json]) -> Json:
 
 async def user_activity_report(reader: WindowReader, window: Window) -> Json:
     data = await _read(reader, window, frozenset({"a", "m"}), builds=False, profiles=True)
-    template_ids, users = user_activity(data.view, data.profiles)
-    return _report(window, template_ids, users)
+
+    def compute() -> Json:
+        return _report(window, *user_activity(data.view, data.profiles))
+
+    return reader.memo(("user-activity", window), data, compute)
 
 
 async def user_latency_report(
     reader: WindowReader, window: Window, percentiles: Sequence[tuple[str, float]]
 ) -> Json:
     data = await _read(reader, window, frozenset({"a", "l"}), builds=False, profiles=True)
-    template_ids, users = user_latency(data.view, data.profiles, percentiles)
-    return _report(window, template_ids, users)
+
+    def compute() -> Json:
+        return _report(window, *user_latency(data.view, data.profiles, percentiles))
+
+    return reader.memo(("user-latency", window, tuple(percentiles)), data, compute)
 
 
 async def daus_report(reader: WindowReader, now_ms: int, offset_h: int) -> list[tuple[int, int]]:
@@ -127,4 +147,8 @@ async def daus_report(reader: WindowReader, now_ms: int, offset_h: int) -> list[
     hh = HALF_HOURS_PER_DAY
     request = ReadRequest(utc_days.start * hh, utc_days.stop * hh, None, frozenset({"a"}))
     data = await reader.read(request)
-    return daily_active_users(data.view, first, DAU_DAYS, offset_h)
+
+    def compute() -> list[tuple[int, int]]:
+        return daily_active_users(data.view, first, DAU_DAYS, offset_h)
+
+    return reader.memo(("daus", first, offset_h), data, compute)

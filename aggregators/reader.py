@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from aggregators.timebase import HALF_HOURS_PER_DAY, NS_PER_DAY, day_span
 from aggregators.window import WindowAcc, fold_aggregates, fold_day_cells
 
 Stamp = tuple[object, ...]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class WindowData:
     view: WindowView
     builds: list[StoredBuild] = field(default_factory=list)  # candidates; queries choose
     profiles: Mapping[str, Profile] = field(default_factory=dict)
+    # Identity of everything above: equal tokens (within the reader's memo) mean equal data.
+    token: Stamp = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,16 @@ class _Cached:
     stamp: Stamp  # versions the frame was built at
     frame: DayFrame
     read_at: float  # clock when its data was read
+
+
+@dataclass
+class _Builds:
+    """One day's builds: listed once per version (within the budget), decoded on demand."""
+
+    version: Version
+    indexed: DayBuilds
+    read_at: float
+    decoded: dict[str, StoredBuild] = field(default_factory=dict)
 
 
 class FrameCache:
@@ -130,12 +144,13 @@ class WindowReader:
         self._frame_flights: Flights[Stamp, DayFrame] = Flights()
         self._snapshot_flights: Flights[tuple[int, int], Snapshot] = Flights()
         self._views: OrderedDict[Stamp, tuple[list[DayFrame], WindowView]] = OrderedDict()
+        self._reports: OrderedDict[Stamp, tuple[WindowView, object]] = OrderedDict()
         self._users = UserIndex()
         self._blocks: dict[Stamp, tuple[list[DayFrame], LatencyBlock]] = {}
         self._catalogue: tuple[Version, Catalogue] | None = None
         self._profiles: tuple[Version, dict[str, Profile]] | None = None
         # day -> (version, the day's builds indexed, decoded builds by name)
-        self._builds: dict[int, tuple[Version, DayBuilds, dict[str, StoredBuild]]] = {}
+        self._builds: dict[int, _Builds] = {}
         self._intern: dict[tuple[str, ...], int] = {}
 
     async def read(self, req: ReadRequest) -> WindowData:
@@ -146,11 +161,31 @@ class WindowReader:
             stop_day = max(stop_day, _ceil_div(req.builds_ns[1], NS_PER_DAY))
         snap = await self._snapshot(first_day, stop_day)
         data = WindowData(await self._view(snap, req))
+        token: list[object] = [id(data.view)]
         if req.builds_ns is not None:
-            data.builds = await self._candidate_builds(snap, *req.builds_ns, req.templates)
+            data.builds, versions = await self._candidate_builds(
+                snap, *req.builds_ns, req.templates
+            )
+            token.append(versions)
         if req.profiles and data.view.users:
             data.profiles = await self._profiles_at(snap.users_version)
+            token.append(snap.users_version)
+        data.token = tuple(token)
         return data
+
+    def memo(self, key: Stamp, data: WindowData, compute: Callable[[], T]) -> T:
+        """A report computed once per ``key`` and data: a dashboard fleet asks the same
+        questions many times between two changes of the data."""
+        full = (*key, *data.token)
+        hit = self._reports.get(full)
+        if hit is not None:
+            self._reports.move_to_end(full)
+            return cast(T, hit[1])
+        result = compute()
+        self._reports[full] = (data.view, result)  # the view keeps its id unique while cached
+        while len(self._reports) > 256:
+            self._reports.popitem(last=False)
+        return result
 
     # -- windows ----------------------------------------------------------------
 
@@ -279,36 +314,44 @@ class WindowReader:
 
     async def _candidate_builds(
         self, snap: Snapshot, start_ns: int, end_ns: int, templates: tuple[str, ...] | None
-    ) -> list[StoredBuild]:
+    ) -> tuple[list[StoredBuild], Stamp]:
         """Each workspace's top build of the days lying wholly inside the window, plus
         every build of the edge days (their exact times decide).  Only these are decoded,
-        once per day version; ``parameters.latest_builds`` makes the final choice."""
+        once per day version; ``parameters.latest_builds`` makes the final choice.  Also
+        returns the versions the answer was built from (for the report memo)."""
         self._trim_builds()
         first, stop = start_ns // NS_PER_DAY, _ceil_div(end_ns, NS_PER_DAY)
         days = [d for d in snap.days if first <= d < stop]
-        versions = {d: snap.day_versions.get(d) for d in days}
-        stale = [d for d in days if d not in self._builds or self._builds[d][0] != versions[d]]
+        now = self._clock()
+        stale = [d for d in days if not self._builds_fresh(d, snap.day_versions.get(d), now)]
         for day, fields in zip(stale, await self.source.build_fields(stale), strict=True):
-            self._builds[day] = (versions[day], index_day_builds(fields, self._intern), {})
-        indexed = {d: self._builds[d][1] for d in days}
+            indexed = index_day_builds(fields, self._intern)
+            self._builds[day] = _Builds(snap.day_versions.get(day), indexed, now)
         interior = {d for d in days if start_ns <= d * NS_PER_DAY <= end_ns - NS_PER_DAY}
         selected = None
         if templates is not None:
             ids = [self._intern[(t,)] for t in templates if (t,) in self._intern]
             selected = np.array(ids, dtype=np.int64)
-        wanted = candidate_build_fields(indexed, interior, selected)
+        indexed_days = {d: self._builds[d].indexed for d in days}
+        wanted = candidate_build_fields(indexed_days, interior, selected)
         missing = {
-            d: [n for n in names if n not in self._builds[d][2]] for d, names in wanted.items()
+            d: [n for n in names if n not in self._builds[d].decoded] for d, names in wanted.items()
         }
         if any(missing.values()):
             decoded = await self.source.builds(missing)
             for day, names in missing.items():
-                cache = self._builds[day][2]
-                cache.update((n, decoded[n]) for n in names if n in decoded)
-        return [
-            self._builds[d][2][n] for d, names in wanted.items() for n in names
-            if n in self._builds[d][2]
+                self._builds[day].decoded.update((n, decoded[n]) for n in names if n in decoded)
+        builds = [
+            self._builds[d].decoded[n] for d, names in wanted.items() for n in names
+            if n in self._builds[d].decoded
         ]  # fmt: skip
+        return builds, tuple((d, self._builds[d].version) for d in days)
+
+    def _builds_fresh(self, day: int, version: Version, now: float) -> bool:
+        entry = self._builds.get(day)
+        if entry is None:
+            return False
+        return entry.version == version or now - entry.read_at < self.max_staleness_s
 
     def _trim_builds(self, keep_days: int = 400, max_ids: int = 2_000_000) -> None:
         if len(self._intern) > max_ids:  # ids and the arrays using them go together

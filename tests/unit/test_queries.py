@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aggregators.parameters import ParamUse, StoredBuild
@@ -139,3 +140,59 @@ async def test_daus_split_utc_days_at_local_midnight() -> None:
     # U1 at DAY 10:00Z and DAY+1 00:00Z, U2 at 10:30Z: all before local midnight at -11
     assert rows[DAY - 1] == 2 and rows[DAY] == 1
     assert len(rows) == 61
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_live_day_is_refolded_once_per_freshness_budget() -> None:
+    source, clock = _source(), _Clock()
+    reader = WindowReader(source, max_staleness_s=0.25, clock=clock)
+    await user_activity_report(reader, _window(DAY, 2))
+    source.days[DAY + 1].reports.append(Report(T2, U2, 3, 0b11))
+    source.days[DAY + 1].version += 1
+    source.calls.clear()
+    body: Any = await user_activity_report(reader, _window(DAY, 2))
+    assert source.reads() == []  # within the budget: the frame read 0 s ago still serves
+    assert _seconds(body)[U2] == 10 * 60
+    clock.now += 0.25
+    body = await user_activity_report(reader, _window(DAY, 2))
+    assert [r.day for r in source.reads()] == [DAY + 1]
+    assert _seconds(body)[U2] == 12 * 60
+
+
+async def test_concurrent_requests_share_one_fold_and_one_report() -> None:
+    source = _source()
+    reader = WindowReader(source)
+    first, second = await asyncio.gather(
+        user_activity_report(reader, _window(DAY, 2)),
+        user_activity_report(reader, _window(DAY, 2)),
+    )
+    assert [name for name, _ in source.calls].count("read_days") == 1
+    assert [name for name, _ in source.calls].count("snapshot") == 1
+    assert first is second  # one report, computed once
+
+
+async def test_a_failed_fold_fails_every_waiting_request_and_is_retried() -> None:
+    source = _source()
+    reader = WindowReader(source)
+    real = source.read_days
+
+    async def failing(reads: Any) -> Any:
+        raise ConnectionError("store down")
+
+    source.read_days = failing  # type: ignore[method-assign]
+    results = await asyncio.gather(
+        user_activity_report(reader, _window(DAY, 2)),
+        user_activity_report(reader, _window(DAY, 2)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, ConnectionError) for r in results)
+    source.read_days = real  # type: ignore[method-assign]
+    body: Any = await user_activity_report(reader, _window(DAY, 2))
+    assert _seconds(body) == {U1: 11 * 60, U2: 10 * 60}
