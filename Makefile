@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit integration e2e bench clean
+.PHONY: install up test lint typecheck unit integration e2e bench bench-coder bench-live clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
+# The benches are not run by CI, so type-checking them is what keeps them from rotting.
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 # pytest exits 5 when it collected no test: treat that as a failure, never a pass.
 test: lint typecheck
@@ -45,6 +47,17 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_decoding.py
 	$(BIN)/python bench/bench_worker.py
 	$(BIN)/python bench/bench_api.py
+
+# Dashboards polling while events stream into the days they show (own broker, Redis,
+# worker and API processes on 127.0.0.1; a few minutes). ARGS="--json /tmp/live.json" etc.
+bench-live: $(STAMP)
+	$(BIN)/python bench/bench_live.py $(ARGS)
+
+# Coder's own PostgreSQL insights queries vs this service on the same generated data (~2-3 min;
+# starts its own PostgreSQL from the pgserver wheel and its own Redis, stops both at the end).
+# ARGS="--users 1000" etc.
+bench-coder: $(STAMP)
+	$(BIN)/python bench/bench_coder_pg.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
