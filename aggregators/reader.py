@@ -36,7 +36,7 @@ from aggregators.frames import (
     merge_frames,
 )
 from aggregators.parameters import DayBuilds, StoredBuild, candidate_build_fields, index_day_builds
-from aggregators.records import Catalogue, DayCells, Parts
+from aggregators.records import Catalogue, DayAggregates, DayCells, Parts
 from aggregators.reports import Profile
 from aggregators.source import DayRead, RollupSource, Snapshot, Version
 from aggregators.timebase import HALF_HOURS_PER_DAY, NS_PER_DAY, day_span
@@ -77,6 +77,15 @@ class _DayPlan:
     def whole(self) -> bool:
         return self.lo == 0 and self.hi == HALF_HOURS_PER_DAY
 
+    @property
+    def prefix(self) -> bool:
+        """The window covers the day from midnight (today, on a live dashboard): the
+        day aggregates answer exactly when no data lies at or after ``hi``."""
+        return self.lo == 0
+
+    def aggregates_answer(self, aggs: list[DayAggregates]) -> bool:
+        return self.whole or all(a.span is not None and a.span >> self.hi == 0 for a in aggs)
+
 
 @dataclass(frozen=True)
 class _Cached:
@@ -87,9 +96,11 @@ class _Cached:
 
 @dataclass
 class _Builds:
-    """One day's builds: listed once per version (within the budget), decoded on demand."""
+    """One day's builds: listed once per builds version, decoded on demand.  The day's
+    version (which moves with every batch) is checked at most once per freshness budget."""
 
-    version: Version
+    version: Version  # the day's rollup version when last checked
+    builds_version: Version
     indexed: DayBuilds
     read_at: float
     decoded: dict[str, StoredBuild] = field(default_factory=dict)
@@ -148,9 +159,11 @@ class WindowReader:
         self._users = UserIndex()
         self._blocks: dict[Stamp, tuple[list[DayFrame], LatencyBlock]] = {}
         self._catalogue: tuple[Version, Catalogue] | None = None
-        self._profiles: tuple[Version, dict[str, Profile]] | None = None
+        self._profiles: tuple[Version, dict[str, Profile], float] | None = None
         # day -> (version, the day's builds indexed, decoded builds by name)
         self._builds: dict[int, _Builds] = {}
+        # (window, filter, day versions) -> candidates: choosing them is array work per day
+        self._candidates: dict[Stamp, list[StoredBuild]] = {}
         self._intern: dict[tuple[str, ...], int] = {}
 
     async def read(self, req: ReadRequest) -> WindowData:
@@ -168,8 +181,8 @@ class WindowReader:
             )
             token.append(versions)
         if req.profiles and data.view.users:
-            data.profiles = await self._profiles_at(snap.users_version)
-            token.append(snap.users_version)
+            version, data.profiles = await self._profiles_at(snap.users_version)
+            token.append(version)
         data.token = tuple(token)
         return data
 
@@ -267,13 +280,13 @@ class WindowReader:
     async def _fold_days(
         self, plans: list[_DayPlan], req: ReadRequest, catalogue: Catalogue
     ) -> list[DayFrame]:
-        reads = [DayRead(p.day, p.whole, req.templates, req.parts) for p in plans]
+        reads = [DayRead(p.day, p.prefix, req.templates, req.parts) for p in plans]
         out: list[DayFrame] = []
         for plan, data in zip(plans, await self.source.read_days(reads), strict=True):
             acc = WindowAcc(plan.day * HALF_HOURS_PER_DAY, (plan.day + 1) * HALF_HOURS_PER_DAY)
             if isinstance(data, DayCells):
                 fold_day_cells(acc, data, plan.lo, plan.hi, catalogue)
-            elif not fold_aggregates(acc, data, catalogue):
+            elif not (plan.aggregates_answer(data) and fold_aggregates(acc, data, catalogue)):
                 (cells,) = await self.source.read_days(
                     [DayRead(plan.day, False, req.templates, req.parts)]
                 )
@@ -305,10 +318,14 @@ class WindowReader:
             self._catalogue = (version, await self.source.catalogue())
         return self._catalogue[1]
 
-    async def _profiles_at(self, version: Version) -> dict[str, Profile]:
-        if self._profiles is None or self._profiles[0] != version:
-            self._profiles = (version, await self.source.profiles())
-        return self._profiles[1]
+    async def _profiles_at(self, version: Version) -> tuple[Version, dict[str, Profile]]:
+        """Decoded once per users version, and at most once per freshness budget (new
+        users keep arriving on a live deployment)."""
+        now = self._clock()
+        cached = self._profiles
+        if cached is None or (cached[0] != version and now - cached[2] >= self.max_staleness_s):
+            self._profiles = cached = (version, await self.source.profiles(), now)
+        return cached[0], cached[1]
 
     # -- builds -------------------------------------------------------------------
 
@@ -324,9 +341,13 @@ class WindowReader:
         days = [d for d in snap.days if first <= d < stop]
         now = self._clock()
         stale = [d for d in days if not self._builds_fresh(d, snap.day_versions.get(d), now)]
-        for day, fields in zip(stale, await self.source.build_fields(stale), strict=True):
-            indexed = index_day_builds(fields, self._intern)
-            self._builds[day] = _Builds(snap.day_versions.get(day), indexed, now)
+        if stale:
+            await self._refresh_builds(stale, snap, now)
+        versions = tuple((d, self._builds[d].builds_version) for d in days)
+        key: Stamp = (start_ns, end_ns, templates, versions)
+        hit = self._candidates.get(key)
+        if hit is not None:
+            return hit, versions
         interior = {d for d in days if start_ns <= d * NS_PER_DAY <= end_ns - NS_PER_DAY}
         selected = None
         if templates is not None:
@@ -345,7 +366,26 @@ class WindowReader:
             self._builds[d].decoded[n] for d, names in wanted.items() for n in names
             if n in self._builds[d].decoded
         ]  # fmt: skip
-        return builds, tuple((d, self._builds[d].version) for d in days)
+        self._candidates[key] = builds
+        while len(self._candidates) > 64:
+            self._candidates.pop(next(iter(self._candidates)))
+        return builds, versions
+
+    async def _refresh_builds(self, days: list[int], snap: Snapshot, now: float) -> None:
+        """Re-list the builds of days whose builds version moved; the others keep theirs."""
+        relist = []
+        for day, builds_version in zip(days, await self.source.build_versions(days), strict=True):
+            entry = self._builds.get(day)
+            if entry is not None and entry.builds_version == builds_version:
+                entry.version, entry.read_at = snap.day_versions.get(day), now
+            else:
+                relist.append((day, builds_version))
+        if not relist:
+            return
+        listed = await self.source.build_fields([d for d, _ in relist])
+        for (day, builds_version), fields in zip(relist, listed, strict=True):
+            indexed = index_day_builds(fields, self._intern)
+            self._builds[day] = _Builds(snap.day_versions.get(day), builds_version, indexed, now)
 
     def _builds_fresh(self, day: int, version: Version, now: float) -> bool:
         entry = self._builds.get(day)

@@ -55,6 +55,8 @@ class DayAggregates:
     active: dict[str, UserMasks]  # template -> user -> active half-hours
     template_tools: dict[str, ToolMinutes]
     latency_users: dict[str, list[str]]  # template -> users with latency samples
+    # Half-hours of the day holding any data (all templates); None: not recorded.
+    span: int | None = None
 
 
 @dataclass

@@ -58,6 +58,10 @@ class RollupSource(Protocol):
 
     async def profiles(self) -> dict[str, Profile]: ...
 
+    async def build_versions(self, days: Sequence[int]) -> list[Version]:
+        """Each day's builds version: it moves only when one of the day's builds changed."""
+        ...
+
     async def build_fields(self, days: Sequence[int]) -> list[list[BuildField]]:
         """Which builds each day holds (by creation day), without their payloads."""
         ...

@@ -33,6 +33,7 @@ class FakeDay:
     version: int = 1
     latency: dict[tuple[str, str], list[tuple[int, str]]] = field(default_factory=dict)
     builds: dict[str, StoredBuild] = field(default_factory=dict)
+    builds_version: int = 1
 
     def cells(self, templates: tuple[str, ...] | None) -> DayCells:
         out = DayCells(0, {}, {})
@@ -115,8 +116,13 @@ class FakeSource:
             day = self.days[read.day]
             if read.whole:
                 aggs = day.aggregates(read.templates)
+                span = 0
+                for r in day.reports:
+                    span |= 1 << r.hh
+                for hh, _ in (s for samples in day.latency.values() for s in samples):
+                    span |= 1 << hh
                 for agg in aggs:
-                    agg.day = read.day
+                    agg.day, agg.span = read.day, span
                 out.append(aggs)
             else:
                 cells = day.cells(read.templates)
@@ -131,6 +137,10 @@ class FakeSource:
     async def profiles(self) -> dict[str, Profile]:
         self.calls.append(("profiles", None))
         return dict(self.profile_entries)
+
+    async def build_versions(self, days: Sequence[int]) -> list[str | None]:
+        self.calls.append(("build_versions", list(days)))
+        return [str(self.days[d].builds_version) for d in days]
 
     async def build_fields(self, days: Sequence[int]) -> list[list[BuildField]]:
         self.calls.append(("build_fields", list(days)))

@@ -8,7 +8,8 @@ and nowhere else:
   ``<hh>|p|<app key>`` one app (all 30-bit minute masks);
 * latency guard hash ``l:<t>:<u>``: ``<hh>|<id digest>`` -> sketch bin;
 * day aggregate ``g:<scope>:x``: ``k|<i>`` and ``p|<key>`` minutes,
-  ``r|<key>|<user>`` 48-bit half-hour masks of app runs;
+  ``r|<key>|<user>`` 48-bit half-hour masks of app runs; in the ``all`` scope
+  also ``h``, the half-hours holding any data;
 * ``g:<scope>:a`` / ``:m``: user -> integer; ``g:<scope>:l``: user -> bins JSON;
 * builds ``<t>|<workspace>|<build number>`` -> ``{"t", "i", "p": payload JSON}``;
 * profiles and catalogue: ``{"n": name, "c": icon or avatar}``.
@@ -31,6 +32,7 @@ from aggregators.records import Bins, Catalogue, HalfHourCell, ToolMinutes
 from aggregators.reports import Profile
 
 SEP = "|"  # field separator inside hash fields; ids never contain it
+SPAN_FIELD = "h"  # of the all-scope x aggregate: 48-bit mask of half-hours holding data
 Hash = dict[str, str]
 
 
@@ -160,6 +162,10 @@ def stored_build(name: str, value: Any) -> StoredBuild:
         int(payload["time_us"]),
         param_uses(payload["parameters"]),
     )
+
+
+def span(raw: Any) -> int | None:
+    return None if raw is None else int(raw)
 
 
 def members(raw: Iterable[Any]) -> list[str]:

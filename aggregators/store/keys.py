@@ -68,6 +68,11 @@ def day_version(day: int) -> str:
     return day_prefix(day) + "ver"
 
 
+def day_builds_version(day: int) -> str:
+    """Counter the rollup script bumps whenever a call changed one of the day's builds."""
+    return day_prefix(day) + "bver"
+
+
 def catalogue_version() -> str:
     """Counter bumped whenever an app's rendered display name or icon changes (or one appears)."""
     return f"{ROOT}:{{meta}}:appsver"

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from aggregators.parameters import BuildField, StoredBuild
 from aggregators.records import Catalogue, DayAggregates, DayCells, Parts
 from aggregators.reports import Profile
-from aggregators.source import DayData, DayRead, Snapshot
+from aggregators.source import DayData, DayRead, Snapshot, Version
 from aggregators.store import codec, keys
 
 Reader = Callable[[Iterator[Any]], DayData]
@@ -80,6 +80,12 @@ class RedisSource:
             [codec.parse_build_field(codec.text(f)) for f in raw] for raw in await pipe.execute()
         ]
 
+    async def build_versions(self, days: Sequence[int]) -> list[Version]:
+        pipe = self.redis.pipeline(transaction=False)
+        for day in days:
+            pipe.get(keys.day_builds_version(day))
+        return [None if v is None else codec.text(v) for v in await pipe.execute()]
+
     async def builds(self, wanted: Mapping[int, Sequence[str]]) -> dict[str, StoredBuild]:
         asked = [(day, list(names)) for day, names in wanted.items() if names]
         pipe = self.redis.pipeline(transaction=False)
@@ -96,13 +102,25 @@ class RedisSource:
 def _queue_day(pipe: Any, read: DayRead, members: list[str]) -> Reader:
     if not read.whole:
         return _queue_cells(pipe, read.day, members, read.parts)
+    pipe.hget(keys.day_agg(read.day, keys.ALL, "x"), codec.SPAN_FIELD)
     if read.templates is None:
-        return _queue_all_scope(pipe, read.day, members, read.parts)
-    per_template = [_queue_template_scope(pipe, read.day, t, read.parts) for t in members]
-    return lambda results: [read_one(results) for read_one in per_template]
+        readers = [_queue_all_scope(pipe, read.day, members, read.parts)]
+    else:
+        readers = [_queue_template_scope(pipe, read.day, t, read.parts) for t in members]
+
+    def read_whole(results: Iterator[Any]) -> DayData:
+        span = codec.span(next(results))
+        aggs = [read_one(results) for read_one in readers]
+        for agg in aggs:
+            agg.span = span
+        return aggs
+
+    return read_whole
 
 
-def _queue_all_scope(pipe: Any, day: int, templates: list[str], parts: Parts) -> Reader:
+def _queue_all_scope(
+    pipe: Any, day: int, templates: list[str], parts: Parts
+) -> Callable[[Iterator[Any]], DayAggregates]:
     """The ``all`` scope's caps-applied aggregates, plus what each template contributed."""
     scope_parts = [p for p in ("x", "m", "l") if p in parts]
     for part in scope_parts:
@@ -114,7 +132,7 @@ def _queue_all_scope(pipe: Any, day: int, templates: list[str], parts: Parts) ->
         if "l" in parts:
             pipe.hkeys(keys.day_agg(day, t, "l"))
 
-    def read(results: Iterator[Any]) -> DayData:
+    def read(results: Iterator[Any]) -> DayAggregates:
         scoped = {part: codec.str_hash(next(results)) for part in scope_parts}
         agg = DayAggregates(
             day,
@@ -131,7 +149,7 @@ def _queue_all_scope(pipe: Any, day: int, templates: list[str], parts: Parts) ->
                 agg.template_tools[t] = codec.tool_minutes(codec.str_hash(next(results)))
             if "l" in parts:
                 agg.latency_users[t] = [codec.text(u) for u in next(results)]
-        return [agg]
+        return agg
 
     return read
 

@@ -14,7 +14,8 @@
 -- event-id digest (HSETNX).  Every aggregate moves by the delta between the
 -- cell's derived values before and after the OR, so re-applying any batch
 -- changes nothing.  Returns the number of operations that changed something,
--- and bumps the day's version (readers cache what they folded per version).
+-- and bumps the day's version (readers cache what they folded per version) and,
+-- when a build changed, the day's builds version.
 
 local P = ARGV[1]
 local ops = cjson.decode(ARGV[2])
@@ -75,9 +76,18 @@ local function kind_delta(t, u, hh, i, d)
   capped(hh .. '|k|' .. i .. '|' .. u, P .. 'g:all:x', 'k|' .. i, d)
 end
 
-local function touch(t, u)
+-- Half-hours of the day holding any cell data (field "h" of the all-scope x
+-- aggregate): a reader whose window ends mid-day may use the whole-day
+-- aggregates when no data lies at or after its end.  Marked once per call.
+local spanned = {}
+
+local function touch(t, u, hh)
   redis.call('SADD', P .. 'tpls', t)
   redis.call('SADD', P .. 'cells', t .. '|' .. u)
+  if not spanned[hh] then
+    spanned[hh] = true
+    setbit48(P .. 'g:all:x', 'h', hh)
+  end
 end
 
 local function apply_session(op)
@@ -89,7 +99,7 @@ local function apply_session(op)
   local a1 = bor(a0, amask)
   local c1 = c0
   if conn == 1 then c1 = 1 end
-  touch(t, u)
+  touch(t, u, hh)
   local changed = 0
   if a1 ~= a0 then
     redis.call('HSET', ck, hp .. 'a', a1)
@@ -127,7 +137,7 @@ local function apply_app(op)
   local p0 = num(redis.call('HGET', ck, f))
   local p1 = bor(p0, mask)
   if p1 == p0 then return 0 end
-  touch(t, u)
+  touch(t, u, hh)
   redis.call('HSET', ck, f, p1)
   local d = pop(p1) - pop(p0)
   redis.call('HINCRBY', P .. 'g:' .. t .. ':x', 'p|' .. key, d)
@@ -183,11 +193,13 @@ local function apply_latency(op)
   if redis.call('HSETNX', P .. 'l:' .. t .. ':' .. u, hh .. '|' .. digest, bin) == 0 then
     return 0
   end
-  touch(t, u)
+  touch(t, u, hh)
   add_bin(P .. 'g:' .. t .. ':l', u, bin)
   add_bin(P .. 'g:all:l', u, bin)
   return 1
 end
+
+local builds_changed = false
 
 -- Builds of one (template, workspace, build_number): the newest report wins
 -- (greatest time, then greatest id), so redelivery in any order converges.
@@ -200,6 +212,7 @@ local function apply_build(op)
     if ct > nt or (ct == nt and cur.i >= id) then return 0 end
   end
   redis.call('HSET', P .. 'builds', field, cjson.encode({t = time_us, i = id, p = payload}))
+  builds_changed = true
   return 1
 end
 
@@ -218,4 +231,6 @@ for _, op in ipairs(ops) do
 end
 flush_bins()
 if changed > 0 then redis.call('INCR', P .. 'ver') end
+-- Builds have a version of their own: readers re-list a day's builds only when it moves.
+if builds_changed then redis.call('INCR', P .. 'bver') end
 return changed

@@ -196,3 +196,49 @@ async def test_a_failed_fold_fails_every_waiting_request_and_is_retried() -> Non
     source.read_days = real  # type: ignore[method-assign]
     body: Any = await user_activity_report(reader, _window(DAY, 2))
     assert _seconds(body) == {U1: 11 * 60, U2: 10 * 60}
+
+
+async def test_a_window_ending_after_the_days_last_data_folds_its_aggregates() -> None:
+    source = _source()
+    end = DAY * NS_PER_DAY + 23 * 30 * 60 * 10**9  # DAY 11:30: all of DAY's data lies before
+    body: Any = await user_activity_report(
+        WindowReader(source), Window(DAY * NS_PER_DAY, end, "s", "e", ())
+    )
+    assert _seconds(body) == {U1: 10 * 60, U2: 10 * 60}
+    assert [(r.day, r.whole) for r in source.reads()] == [(DAY, True)]
+
+
+async def test_a_window_ending_before_the_days_last_data_reads_cells() -> None:
+    source = _source()
+    end = DAY * NS_PER_DAY + 21 * 30 * 60 * 10**9  # DAY 10:30: U2's half-hour lies after
+    body: Any = await user_activity_report(
+        WindowReader(source), Window(DAY * NS_PER_DAY, end, "s", "e", ())
+    )
+    assert _seconds(body) == {U1: 10 * 60}
+    assert [(r.day, r.whole) for r in source.reads()] == [(DAY, True), (DAY, False)]
+
+
+async def test_builds_are_listed_again_only_when_their_version_moves() -> None:
+    source = _source()
+    key = ("region", "string", "Region", "", "[]")
+    source.days[DAY].builds = {
+        "b1": StoredBuild(T1, "w1", 1, DAY * US_PER_DAY + 5, (ParamUse(key, [], "eu"),))
+    }
+    reader = WindowReader(source)
+    sections = frozenset({"report"})
+
+    async def values() -> list[str]:
+        body: Any = await templates_report(reader, _window(DAY, 2), None, sections, str, str)
+        return [v["value"] for p in body["report"]["parameters_usage"] for v in p["values"]]
+
+    assert await values() == ["eu"]
+    source.days[DAY].version += 1  # new activity, same builds
+    source.calls.clear()
+    assert await values() == ["eu"]
+    assert [n for n, _ in source.calls if n.startswith("build")] == ["build_versions"]
+    source.days[DAY].builds["b2"] = StoredBuild(
+        T1, "w1", 2, DAY * US_PER_DAY + 9, (ParamUse(key, [], "us"),)
+    )
+    source.days[DAY].version += 1
+    source.days[DAY].builds_version += 1
+    assert await values() == ["us"]
