@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import faust
 import structlog
 from redis.asyncio import Redis
 
@@ -26,6 +25,7 @@ from aggregators.timebase import NS_PER_MS, NS_PER_US, US_PER_S
 from insights import metrics
 from insights.settings import Settings
 from streams.batches import DecodedBatch, RawMessage, decode_batch
+from streams.faust_transport import App
 
 log = structlog.get_logger("insights.worker")
 
@@ -52,8 +52,10 @@ class InsightsWorker:
         self.store = RollupStore(redis)
         self.clock_us = clock_us
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.app = faust.App(
+        self.app = App(
             settings.app_id,
+            # Tansu answers a fetch only when its wait expires (streams.faust_transport).
+            fetch_max_wait_ms=100 if embedded_broker else settings.fetch_max_wait_ms,
             broker=[f"kafka://{b}" for b in settings.kafka_bootstrap.split(",")],
             web_enabled=False,
             autodiscover=False,
