@@ -139,8 +139,10 @@ async def user_latency_report(
     return reader.memo(("user-latency", window, tuple(percentiles)), data, compute)
 
 
-async def daus_report(reader: WindowReader, now_ms: int, offset_h: int) -> list[tuple[int, int]]:
-    """``(local epoch day, amount)`` for the 60 local days before today and today."""
+async def daus_report(
+    reader: WindowReader, now_ms: int, offset_h: int, render_day: Callable[[int], str]
+) -> Json:
+    """DAUs of the 60 local days before today and today; ``render_day`` names an epoch day."""
     today = (now_ms + offset_h * MS_PER_HOUR) // MS_PER_DAY
     first = today - (DAU_DAYS - 1)
     utc_days = utc_days_for_local(first, DAU_DAYS, offset_h)
@@ -148,7 +150,9 @@ async def daus_report(reader: WindowReader, now_ms: int, offset_h: int) -> list[
     request = ReadRequest(utc_days.start * hh, utc_days.stop * hh, None, frozenset({"a"}))
     data = await reader.read(request)
 
-    def compute() -> list[tuple[int, int]]:
-        return daily_active_users(data.view, first, DAU_DAYS, offset_h)
+    def compute() -> Json:
+        rows = daily_active_users(data.view, first, DAU_DAYS, offset_h)
+        entries = [{"date": render_day(day), "amount": amount} for day, amount in rows]
+        return {"entries": entries, "tz_hour_offset": offset_h}
 
     return reader.memo(("daus", first, offset_h), data, compute)

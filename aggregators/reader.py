@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
@@ -153,7 +153,7 @@ class WindowReader:
         self._clock = clock
         self._frames = FrameCache(frame_cache_size)
         self._frame_flights: Flights[Stamp, DayFrame] = Flights()
-        self._snapshot_flights: Flights[tuple[int, int], Snapshot] = Flights()
+        self._loads: Flights[Stamp, object] = Flights()  # snapshots, profiles, catalogue
         self._views: OrderedDict[Stamp, tuple[list[DayFrame], WindowView]] = OrderedDict()
         self._reports: OrderedDict[Stamp, tuple[WindowView, object]] = OrderedDict()
         self._users = UserIndex()
@@ -204,15 +204,9 @@ class WindowReader:
 
     async def _snapshot(self, first_day: int, stop_day: int) -> Snapshot:
         """Concurrent requests for the same days share one snapshot round trip."""
-        key = (first_day, stop_day)
-        future = self._snapshot_flights.running(key)
-        if future is None:
-
-            async def take() -> list[Snapshot]:
-                return [await self.source.snapshot(first_day, stop_day)]
-
-            (future,) = self._snapshot_flights.start([key], take)
-        return await shared(future)
+        return await self._once(
+            ("snapshot", first_day, stop_day), lambda: self.source.snapshot(first_day, stop_day)
+        )
 
     async def _view(self, snap: Snapshot, req: ReadRequest) -> WindowView:
         days = set(snap.days)
@@ -313,9 +307,21 @@ class WindowReader:
 
     # -- metadata -----------------------------------------------------------------
 
+    async def _once(self, key: Stamp, load: Callable[[], Awaitable[T]]) -> T:
+        """Concurrent requests that need the same thing loaded share one load."""
+        future = self._loads.running(key)
+        if future is None:
+
+            async def run() -> list[object]:
+                return [await load()]
+
+            (future,) = self._loads.start([key], run)
+        return cast(T, await shared(future))
+
     async def _catalogue_at(self, version: Version) -> Catalogue:
         if self._catalogue is None or self._catalogue[0] != version:
-            self._catalogue = (version, await self.source.catalogue())
+            catalogue = await self._once(("catalogue", version), self.source.catalogue)
+            self._catalogue = (version, catalogue)
         return self._catalogue[1]
 
     async def _profiles_at(self, version: Version) -> tuple[Version, dict[str, Profile]]:
@@ -324,7 +330,8 @@ class WindowReader:
         now = self._clock()
         cached = self._profiles
         if cached is None or (cached[0] != version and now - cached[2] >= self.max_staleness_s):
-            self._profiles = cached = (version, await self.source.profiles(), now)
+            profiles = await self._once(("profiles", version), self.source.profiles)
+            self._profiles = cached = (version, profiles, now)
         return cached[0], cached[1]
 
     # -- builds -------------------------------------------------------------------

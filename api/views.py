@@ -6,6 +6,7 @@ validation never touch the store, so they answer normally while it is down.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from insights import metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _INTERVAL_DAYS = {"day": 1, "week": 7}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
@@ -137,17 +139,14 @@ async def daus_view(request: web.Request) -> web.Response:
     q = params.parse_daus_query(_query_items(request))
     now = request.app[CLOCK]()
 
-    async def work() -> object:
-        now_ms = int(now.timestamp() * 1000)
-        rows = await queries.daus_report(request.app[READER], now_ms, q.tz_offset)
-        epoch = datetime(1970, 1, 1, tzinfo=UTC)
-        entries = [
-            {"date": (epoch + timedelta(days=day)).strftime("%Y-%m-%d"), "amount": amount}
-            for day, amount in rows
-        ]
-        return {"entries": entries, "tz_hour_offset": q.tz_offset}
+    now_ms = int(now.timestamp() * 1000)
+    work = queries.daus_report(request.app[READER], now_ms, q.tz_offset, _date_of_day)
+    return await _compute(request, params.MSG_INTERNAL_DAUS, work)
 
-    return await _compute(request, params.MSG_INTERNAL_DAUS, work())
+
+@functools.lru_cache(maxsize=1024)
+def _date_of_day(epoch_day: int) -> str:
+    return (_EPOCH + timedelta(days=epoch_day)).strftime("%Y-%m-%d")
 
 
 async def healthz(request: web.Request) -> web.Response:
