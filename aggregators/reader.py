@@ -67,11 +67,17 @@ class WindowData:
     token: Stamp = ()
 
 
+# Days read from their aggregates are folded with every part, so the four endpoints
+# share one frame per day (the parts cost little there, unlike in cells).
+ALL_PARTS: Parts = frozenset({"a", "m", "x", "l"})
+
+
 @dataclass(frozen=True)
 class _DayPlan:
     day: int
     lo: int
     hi: int
+    parts: Parts
 
     @property
     def whole(self) -> bool:
@@ -211,18 +217,18 @@ class WindowReader:
     async def _view(self, snap: Snapshot, req: ReadRequest) -> WindowView:
         days = set(snap.days)
         plans = [
-            _DayPlan(day, lo, hi)
+            _DayPlan(day, lo, hi, ALL_PARTS if lo == 0 else req.parts)
             for day, lo, hi in day_span(req.first_hh, req.stop_hh)
             if day in days
         ]
-        cat_version = snap.catalogue_version if "x" in req.parts else None
         now = self._clock()
         # Per day: a cached frame, a fold another request started, or one this request starts.
         slots: list[DayFrame | asyncio.Future[DayFrame] | None] = []
         stale: list[tuple[_DayPlan, Stamp, Stamp]] = []
         mine: list[int] = []
         for plan in plans:
-            key: Stamp = (plan.day, plan.lo, plan.hi, req.templates, req.parts)
+            key: Stamp = (plan.day, plan.lo, plan.hi, req.templates, plan.parts)
+            cat_version = snap.catalogue_version if "x" in plan.parts else None
             stamp: Stamp = (snap.day_versions.get(plan.day), cat_version)
             cached = self._frames.get(key)
             if cached is not None and (
@@ -239,7 +245,7 @@ class WindowReader:
         if stale:
             started = self._frame_flights.start(
                 [key + stamp for _, key, stamp in stale],
-                lambda: self._build_frames(stale, req, cat_version),
+                lambda: self._build_frames(stale, req.templates, snap.catalogue_version),
             )
             for slot, future in zip(mine, started, strict=True):
                 slots[slot] = future
@@ -262,19 +268,23 @@ class WindowReader:
         return view
 
     async def _build_frames(
-        self, stale: list[tuple[_DayPlan, Stamp, Stamp]], req: ReadRequest, cat_version: Version
+        self,
+        stale: list[tuple[_DayPlan, Stamp, Stamp]],
+        templates: tuple[str, ...] | None,
+        cat_version: Version,
     ) -> list[DayFrame]:
         read_at = self._clock()
-        catalogue = await self._catalogue_at(cat_version) if "x" in req.parts else {}
-        built = await self._fold_days([p for p, _, _ in stale], req, catalogue)
+        apps = any("x" in plan.parts for plan, _, _ in stale)
+        catalogue = await self._catalogue_at(cat_version) if apps else {}
+        built = await self._fold_days([p for p, _, _ in stale], templates, catalogue)
         for (_, key, stamp), frame in zip(stale, built, strict=True):
             self._frames.put(key, _Cached(stamp, frame, read_at))
         return built
 
     async def _fold_days(
-        self, plans: list[_DayPlan], req: ReadRequest, catalogue: Catalogue
+        self, plans: list[_DayPlan], templates: tuple[str, ...] | None, catalogue: Catalogue
     ) -> list[DayFrame]:
-        reads = [DayRead(p.day, p.prefix, req.templates, req.parts) for p in plans]
+        reads = [DayRead(p.day, p.prefix, templates, p.parts) for p in plans]
         out: list[DayFrame] = []
         for plan, data in zip(plans, await self.source.read_days(reads), strict=True):
             acc = WindowAcc(plan.day * HALF_HOURS_PER_DAY, (plan.day + 1) * HALF_HOURS_PER_DAY)
@@ -282,7 +292,7 @@ class WindowReader:
                 fold_day_cells(acc, data, plan.lo, plan.hi, catalogue)
             elif not (plan.aggregates_answer(data) and fold_aggregates(acc, data, catalogue)):
                 (cells,) = await self.source.read_days(
-                    [DayRead(plan.day, False, req.templates, req.parts)]
+                    [DayRead(plan.day, False, templates, plan.parts)]
                 )
                 assert isinstance(cells, DayCells)
                 fold_day_cells(acc, cells, plan.lo, plan.hi, catalogue)
