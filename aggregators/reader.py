@@ -17,6 +17,7 @@ I/O goes through the injected ``RollupSource``; this module knows no keys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -130,6 +131,12 @@ class FrameCache:
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
+
+
+def _shape(plan: _DayPlan, templates: tuple[str, ...] | None) -> str:
+    """What a frame of a day holds, apart from the day: its half-hours, templates and parts."""
+    chosen = "*" if templates is None else ",".join(templates)
+    return f"{plan.lo}-{plan.hi}-{chosen}-{''.join(sorted(plan.parts))}"
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -273,13 +280,35 @@ class WindowReader:
         templates: tuple[str, ...] | None,
         cat_version: Version,
     ) -> list[DayFrame]:
+        """Whole days come from the frames other readers shared when their stamps match
+        (an API process that starts, or scales out, does not refold what another did);
+        the rest are folded here, and the whole days among them shared in turn."""
         read_at = self._clock()
-        apps = any("x" in plan.parts for plan, _, _ in stale)
-        catalogue = await self._catalogue_at(cat_version) if apps else {}
-        built = await self._fold_days([p for p, _, _ in stale], templates, catalogue)
-        for (_, key, stamp), frame in zip(stale, built, strict=True):
+        shapes = {i: _shape(plan, templates) for i, (plan, _, _) in enumerate(stale) if plan.whole}
+        built: dict[int, DayFrame] = {}
+        if shapes:
+            wanted = [(stale[i][0].day, shape) for i, shape in shapes.items()]
+            offered = await self.source.shared_frames(wanted, self._users)
+            for i, hit in zip(shapes, offered, strict=True):
+                if hit is not None and hit[0] == stale[i][2]:
+                    built[i] = hit[1]
+        missing = [i for i in range(len(stale)) if i not in built]
+        if missing:
+            plans = [stale[i][0] for i in missing]
+            apps = any("x" in plan.parts for plan in plans)
+            catalogue = await self._catalogue_at(cat_version) if apps else {}
+            folded = await self._fold_days(plans, templates, catalogue)
+            built.update(zip(missing, folded, strict=True))
+            share = [
+                (stale[i][0].day, shapes[i], stale[i][2], built[i]) for i in missing if i in shapes
+            ]
+            if share:
+                with contextlib.suppress(Exception):  # sharing only saves others work
+                    await self.source.share_frames(share)
+        frames = [built[i] for i in range(len(stale))]
+        for (_, key, stamp), frame in zip(stale, frames, strict=True):
             self._frames.put(key, _Cached(stamp, frame, read_at))
-        return built
+        return frames
 
     async def _fold_days(
         self, plans: list[_DayPlan], templates: tuple[str, ...] | None, catalogue: Catalogue

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from aggregators.frames import DayFrame, UserIndex
 from aggregators.parameters import BuildField, StoredBuild
 from aggregators.records import Catalogue, DayAggregates, DayCells, Parts
 from aggregators.reports import Profile
@@ -18,6 +19,7 @@ from aggregators.reports import Profile
 # A version is an opaque token that changes whenever what it versions changes
 # (None: nothing written yet).
 Version = str | None
+Stamp = tuple[object, ...]  # versions a frame was built at
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,16 @@ class RollupSource(Protocol):
     async def catalogue(self) -> Catalogue: ...
 
     async def profiles(self) -> dict[str, Profile]: ...
+
+    async def shared_frames(
+        self, wanted: Sequence[tuple[int, str]], index_of: UserIndex
+    ) -> list[tuple[Stamp, DayFrame] | None]:
+        """Frames other readers folded, by (day, window shape), with their stamps."""
+        ...
+
+    async def share_frames(self, frames: Sequence[tuple[int, str, Stamp, DayFrame]]) -> None:
+        """Offer folded frames (day, shape, stamp, frame) to other readers."""
+        ...
 
     async def build_versions(self, days: Sequence[int]) -> list[Version]:
         """Each day's builds version: it moves only when one of the day's builds changed."""

@@ -9,9 +9,11 @@ Every call is recorded, so tests can assert what was (not) read again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from aggregators.frames import DayFrame, UserIndex
 from aggregators.parameters import BuildField, StoredBuild
 from aggregators.records import Catalogue, DayAggregates, DayCells, HalfHourCell, ToolMinutes
 from aggregators.reports import Profile
@@ -95,6 +97,7 @@ class FakeSource:
     users_version: int = 1
     catalogue_version: int = 1
     calls: list[tuple[str, object]] = field(default_factory=list)
+    frames: dict[tuple[int, str], tuple[tuple[object, ...], DayFrame]] = field(default_factory=dict)
 
     def reads(self) -> list[DayRead]:
         return [r for name, args in self.calls if name == "read_days" for r in args]  # type: ignore[attr-defined]
@@ -137,6 +140,27 @@ class FakeSource:
     async def profiles(self) -> dict[str, Profile]:
         self.calls.append(("profiles", None))
         return dict(self.profile_entries)
+
+    async def shared_frames(
+        self, wanted: Sequence[tuple[int, str]], index_of: UserIndex
+    ) -> list[tuple[tuple[object, ...], DayFrame] | None]:
+        self.calls.append(("shared_frames", list(wanted)))
+        out: list[tuple[tuple[object, ...], DayFrame] | None] = []
+        for w in wanted:
+            hit = self.frames.get(w)
+            if hit is None:
+                out.append(None)
+            else:  # users are interned per process, like the real store's decode does
+                stamp, frame = hit
+                out.append((stamp, dataclasses.replace(frame, user_ids=index_of.ids(frame.users))))
+        return out
+
+    async def share_frames(
+        self, frames: Sequence[tuple[int, str, tuple[object, ...], DayFrame]]
+    ) -> None:
+        self.calls.append(("share_frames", [(d, s) for d, s, _, _ in frames]))
+        for day, shape, stamp, frame in frames:
+            self.frames[day, shape] = (stamp, frame)
 
     async def build_versions(self, days: Sequence[int]) -> list[str | None]:
         self.calls.append(("build_versions", list(days)))

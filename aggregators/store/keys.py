@@ -73,6 +73,11 @@ def day_builds_version(day: int) -> str:
     return day_prefix(day) + "bver"
 
 
+def day_frame(day: int, shape: str) -> str:
+    """A folded day frame (``frame_codec``) of one window shape, shared by API processes."""
+    return day_prefix(day) + f"f:{shape}"
+
+
 def catalogue_version() -> str:
     """Counter bumped whenever an app's rendered display name or icon changes (or one appears)."""
     return f"{ROOT}:{{meta}}:appsver"

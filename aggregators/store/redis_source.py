@@ -7,18 +7,28 @@ hashes).  Replies are decoded into the core's records by ``codec``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 
+from aggregators.frames import DayFrame, UserIndex
 from aggregators.parameters import BuildField, StoredBuild
 from aggregators.records import Catalogue, DayAggregates, DayCells, Parts
 from aggregators.reports import Profile
 from aggregators.source import DayData, DayRead, Snapshot, Version
-from aggregators.store import codec, keys
+from aggregators.store import codec, frame_codec, keys
 
 Reader = Callable[[Iterator[Any]], DayData]
+Stamp = tuple[object, ...]
+# Shared frames are a cache: a day nobody asked for in two days is folded again when asked.
+FRAME_TTL_S = 2 * 86_400
+
+
+def _digest(shape: str) -> str:
+    return hashlib.blake2b(shape.encode(), digest_size=8).hexdigest()
 
 
 class RedisSource:
@@ -79,6 +89,25 @@ class RedisSource:
         return [
             [codec.parse_build_field(codec.text(f)) for f in raw] for raw in await pipe.execute()
         ]
+
+    async def shared_frames(
+        self, wanted: Sequence[tuple[int, str]], index_of: UserIndex
+    ) -> list[tuple[Stamp, DayFrame] | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for day, shape in wanted:
+            pipe.get(keys.day_frame(day, _digest(shape)))
+        return [
+            None if raw is None else frame_codec.decode(base64.b64decode(raw), index_of)
+            for raw in await pipe.execute()
+        ]
+
+    async def share_frames(self, frames: Sequence[tuple[int, str, Stamp, DayFrame]]) -> None:
+        # Base64: the API's client decodes replies as text.
+        pipe = self.redis.pipeline(transaction=False)
+        for day, shape, stamp, frame in frames:
+            blob = base64.b64encode(frame_codec.encode(stamp, frame))
+            pipe.set(keys.day_frame(day, _digest(shape)), blob, ex=FRAME_TTL_S)
+        await pipe.execute()
 
     async def build_versions(self, days: Sequence[int]) -> list[Version]:
         pipe = self.redis.pipeline(transaction=False)

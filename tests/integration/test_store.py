@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from redis.asyncio import Redis
 
@@ -137,3 +139,36 @@ async def test_cached_profiles_follow_renames_only(redis_client: Redis) -> None:
     assert await redis_client.get(keys.users_version()) == version  # newer, same name
     await store.apply(plan_batch([_report(3, 1)._replace(username="after")]))
     assert await names() == ["after"]
+
+
+async def test_a_restarted_reader_takes_shared_frames_from_redis(redis_client: Redis) -> None:
+    from aggregators.queries import templates_report, user_latency_report
+
+    store = RollupStore(redis_client)
+    day_us = DAY_US + 86_400_000_000
+    events = [_report(m, 1) for m in range(20)] + [
+        LatencyEvent(f"l{i}", DAY_US + i * MIN_US, U, T1, "w", "a", 10.0 + i) for i in range(9)
+    ]
+    events.append(_report(3, 1)._replace(id="next-day", time_us=day_us + 3 * MIN_US))
+    await store.apply(plan_batch(events))
+    window = Window(DAY * 86_400 * 10**9, (DAY + 2) * 86_400 * 10**9, "s", "e", ())
+    sections = frozenset({"report", "interval_reports"})
+
+    async def answers(reader: WindowReader) -> tuple[object, ...]:
+        return (
+            await templates_report(reader, window, 1, sections, str, str),
+            await user_activity_report(reader, window),
+            await user_latency_report(reader, window, [("p50", 0.5), ("p99", 0.99)]),
+        )
+
+    before = await answers(WindowReader(store.source))
+    folded: list[object] = []
+    real_read_days = store.source.read_days
+
+    async def counting(reads: Any) -> Any:
+        folded.extend(reads)
+        return await real_read_days(reads)
+
+    store.source.read_days = counting  # type: ignore[method-assign]
+    assert await answers(WindowReader(store.source)) == before
+    assert folded == []  # both whole days came from the frames the first reader shared

@@ -55,3 +55,38 @@ def test_meta_updates_name_their_hash_field() -> None:
 def test_replies_decode_from_bytes_or_text() -> None:
     assert codec.str_hash({b"a": b"1"}) == codec.str_hash({"a": "1"}) == {"a": "1"}
     assert codec.members([b"t2|u", "t1|u"]) == ["t1|u", "t2|u"]
+
+
+def test_day_frames_round_trip_through_bytes() -> None:
+    from aggregators.frames import UserIndex, day_frame
+    from aggregators.store import frame_codec
+    from aggregators.window import WindowAcc
+
+    acc = WindowAcc(48 * 10, 48 * 11)
+    acc.mark_active("u2", "t1", 0b110)
+    acc.mark_active("u1", "t2", 1 << 47)
+    acc.minutes["u2"] = 17
+    acc.kind_minutes[3] = 17
+    acc.kind_templates[3].add("t1")
+    app = acc.app(("app1", "App", "/a.svg"))
+    app.minutes, app.runs["u2"] = 5, 0b10
+    app.templates.add("t1")
+    acc.add_latency("u1", "t2", {"130": 2, "7": 1})
+    writer, reader = UserIndex(), UserIndex()
+    reader.ids(("other",))  # another process interns users in another order
+    frame = day_frame(acc, 10, writer)
+    stamp, back = frame_codec.decode(frame_codec.encode(("5", "2"), frame), reader) or ((), None)
+    assert stamp == ("5", "2") and back is not None
+    assert reader.names(back.user_ids) == list(frame.users)
+    for name in ("active", "minutes", "lat_user", "lat_bin", "lat_count", "lat_templates"):
+        assert (getattr(back, name) == getattr(frame, name)).all(), name
+    assert back.apps.keys() == frame.apps.keys()
+    assert (back.apps[("app1", "App", "/a.svg")].runs == app_runs(frame)).all()
+    assert back.kind_minutes == frame.kind_minutes and back.kind_templates == frame.kind_templates
+    empty = day_frame(WindowAcc(0, 48), 0, writer)
+    assert frame_codec.decode(frame_codec.encode((None, None), empty), reader) is not None
+    assert frame_codec.decode(b"XX", reader) is None
+
+
+def app_runs(frame: object) -> object:
+    return frame.apps[("app1", "App", "/a.svg")].runs  # type: ignore[attr-defined]

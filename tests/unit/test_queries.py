@@ -243,3 +243,22 @@ async def test_builds_are_listed_again_only_when_their_version_moves() -> None:
     source.days[DAY].version += 1
     source.days[DAY].builds_version += 1
     assert await values() == ["us"]
+
+
+async def test_a_second_reader_takes_the_whole_days_the_first_one_shared() -> None:
+    source = _source()
+    sections = frozenset({"report", "interval_reports"})
+    first: Any = await templates_report(
+        WindowReader(source), _window(DAY, 2), 1, sections, str, str
+    )
+    assert {shape for _, shape in source.frames} == {"0-48-*-almx"}
+    source.calls.clear()
+    second: Any = await templates_report(
+        WindowReader(source), _window(DAY, 2), 1, sections, str, str
+    )
+    assert second == first
+    assert source.reads() == []  # both days came from the shared frames
+    source.days[DAY].version += 1  # a shared frame of an older version is not taken
+    source.calls.clear()
+    await templates_report(WindowReader(source), _window(DAY, 2), 1, sections, str, str)
+    assert [r.day for r in source.reads()] == [DAY]
