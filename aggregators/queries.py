@@ -76,11 +76,14 @@ async def templates_report(
     )
     key = ("templates", window, interval_days, sections)
     return reader.memo(
-        key, data, lambda: _templates(data, window, interval_days, sections, render, describe)
+        key,
+        data,
+        lambda: _templates(reader, data, window, interval_days, sections, render, describe),
     )
 
 
 def _templates(
+    reader: WindowReader,
     data: WindowData,
     window: Window,
     interval_days: int | None,
@@ -92,14 +95,23 @@ def _templates(
     out: Json = {}
     if "report" in sections:
         selected = None if window.filter is None else frozenset(window.filter)
-        latest = latest_builds(data.builds, window.start_ns, window.end_ns, selected)
+
+        def parameters() -> list[Json]:
+            latest = latest_builds(data.builds, window.start_ns, window.end_ns, selected)
+            return parameters_usage(latest, describe)
+
         out["report"] = {
             "start_time": window.start_text,
             "end_time": window.end_text,
             "template_ids": active_templates(acc),
             "active_users": len(active_users(acc)),
             "apps_usage": apps_usage(acc),
-            "parameters_usage": parameters_usage(latest, describe),
+            # Builds change far less often than activity: keyed by the builds alone.
+            "parameters_usage": reader.memo(
+                ("parameters", window, selected, describe, *data.builds_token),
+                None,
+                parameters,
+            ),
         }
     if "interval_reports" in sections and interval_days and window.start_ns < window.end_ns:
         out["interval_reports"] = interval_reports(

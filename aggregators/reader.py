@@ -66,6 +66,7 @@ class WindowData:
     profiles: Mapping[str, Profile] = field(default_factory=dict)
     # Identity of everything above: equal tokens (within the reader's memo) mean equal data.
     token: Stamp = ()
+    builds_token: Stamp = ()  # the builds alone (they change far less often than the view)
 
 
 # Days read from their aggregates are folded with every part, so the four endpoints
@@ -168,7 +169,7 @@ class WindowReader:
         self._frame_flights: Flights[Stamp, DayFrame] = Flights()
         self._loads: Flights[Stamp, object] = Flights()  # snapshots, profiles, catalogue
         self._views: OrderedDict[Stamp, tuple[list[DayFrame], WindowView]] = OrderedDict()
-        self._reports: OrderedDict[Stamp, tuple[WindowView, object]] = OrderedDict()
+        self._reports: OrderedDict[Stamp, tuple[WindowView | None, object]] = OrderedDict()
         self._users = UserIndex()
         self._blocks: dict[Stamp, tuple[list[DayFrame], LatencyBlock]] = {}
         self._catalogue: tuple[Version, Catalogue] | None = None
@@ -189,26 +190,28 @@ class WindowReader:
         data = WindowData(await self._view(snap, req))
         token: list[object] = [id(data.view)]
         if req.builds_ns is not None:
-            data.builds, versions = await self._candidate_builds(
+            data.builds, data.builds_token = await self._candidate_builds(
                 snap, *req.builds_ns, req.templates
             )
-            token.append(versions)
+            token.append(data.builds_token)
         if req.profiles and data.view.users:
             version, data.profiles = await self._profiles_at(snap.users_version)
             token.append(version)
         data.token = tuple(token)
         return data
 
-    def memo(self, key: Stamp, data: WindowData, compute: Callable[[], T]) -> T:
-        """A report computed once per ``key`` and data: a dashboard fleet asks the same
-        questions many times between two changes of the data."""
-        full = (*key, *data.token)
+    def memo(self, key: Stamp, data: WindowData | None, compute: Callable[[], T]) -> T:
+        """A report (or part) computed once per ``key`` and data (``data.token``; None when
+        the key says it all): a dashboard fleet asks the same questions many times between
+        two changes of the data."""
+        full = key if data is None else (*key, *data.token)
         hit = self._reports.get(full)
         if hit is not None:
             self._reports.move_to_end(full)
             return cast(T, hit[1])
         result = compute()
-        self._reports[full] = (data.view, result)  # the view keeps its id unique while cached
+        keep = None if data is None else data.view  # keeps the view's id unique while cached
+        self._reports[full] = (keep, result)
         while len(self._reports) > 256:
             self._reports.popitem(last=False)
         return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -35,8 +36,23 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def json_response(body: object, status: int = 200) -> web.Response:
     return web.Response(
-        body=orjson.dumps(body), status=status, content_type="application/json", charset="utf-8"
+        body=_encoded(body), status=status, content_type="application/json", charset="utf-8"
     )
+
+
+_ENCODED: OrderedDict[int, tuple[object, bytes]] = OrderedDict()
+
+
+def _encoded(body: object) -> bytes:
+    """Reports are memoised objects, served many times over: encode each once."""
+    hit = _ENCODED.get(id(body))
+    if hit is not None and hit[0] is body:
+        return hit[1]
+    data = orjson.dumps(body)
+    _ENCODED[id(body)] = (body, data)  # holding the body keeps its id unique
+    while len(_ENCODED) > 64:
+        _ENCODED.popitem(last=False)
+    return data
 
 
 def error_response(err: ApiError) -> web.Response:
