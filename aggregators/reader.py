@@ -91,6 +91,11 @@ class _DayPlan:
         day aggregates answer exactly when no data lies at or after ``hi``."""
         return self.lo == 0
 
+    @property
+    def settles(self) -> bool:
+        """Worth sharing: not the part of a day up to a window's end (today, when live)."""
+        return self.whole or not self.prefix
+
     def aggregates_answer(self, aggs: list[DayAggregates]) -> bool:
         return self.whole or all(a.span is not None and a.span >> self.hi == 0 for a in aggs)
 
@@ -283,11 +288,13 @@ class WindowReader:
         templates: tuple[str, ...] | None,
         cat_version: Version,
     ) -> list[DayFrame]:
-        """Whole days come from the frames other readers shared when their stamps match
+        """Settled days come from the frames other readers shared when their stamps match
         (an API process that starts, or scales out, does not refold what another did);
-        the rest are folded here, and the whole days among them shared in turn."""
+        the rest are folded here, and the settled ones among them shared in turn."""
         read_at = self._clock()
-        shapes = {i: _shape(plan, templates) for i, (plan, _, _) in enumerate(stale) if plan.whole}
+        shapes = {
+            i: _shape(plan, templates) for i, (plan, _, _) in enumerate(stale) if plan.settles
+        }
         built: dict[int, DayFrame] = {}
         if shapes:
             wanted = [(stale[i][0].day, shape) for i, shape in shapes.items()]
