@@ -36,6 +36,7 @@ from aggregators.frames import (
     latency_block,
     merge_frames,
 )
+from aggregators.overlaps import overlapping, take_back_cap_excess
 from aggregators.parameters import DayBuilds, StoredBuild, candidate_build_fields, index_day_builds
 from aggregators.records import Catalogue, DayAggregates, DayCells, Parts
 from aggregators.reports import Profile
@@ -329,7 +330,17 @@ class WindowReader:
             acc = WindowAcc(plan.day * HALF_HOURS_PER_DAY, (plan.day + 1) * HALF_HOURS_PER_DAY)
             if isinstance(data, DayCells):
                 fold_day_cells(acc, data, plan.lo, plan.hi, catalogue)
-            elif not (plan.aggregates_answer(data) and fold_aggregates(acc, data, catalogue)):
+            elif plan.aggregates_answer(data) and fold_aggregates(acc, data, catalogue):
+                overlaps = overlapping(data) if len(data) > 1 else {}
+                if overlaps:
+                    users = tuple(sorted(overlaps))
+                    capped = frozenset(plan.parts - {"l"})  # latency is never capped
+                    (cells,) = await self.source.read_days(
+                        [DayRead(plan.day, False, templates, capped, users)]
+                    )
+                    assert isinstance(cells, DayCells)
+                    take_back_cap_excess(acc, cells, overlaps, catalogue)
+            else:
                 (cells,) = await self.source.read_days(
                     [DayRead(plan.day, False, templates, plan.parts)]
                 )

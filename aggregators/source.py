@@ -41,6 +41,7 @@ class DayRead:
     whole: bool
     templates: tuple[str, ...] | None
     parts: Parts
+    users: tuple[str, ...] | None = None  # cells of these users only (None: everyone's)
 
 
 # Whole days: one aggregate of the ``all`` scope, or one per selected template.

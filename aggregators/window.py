@@ -90,11 +90,10 @@ def fold_aggregates(acc: WindowAcc, aggs: list[DayAggregates], catalogue: Catalo
     """Fold a wholly covered day from its aggregates; ``False`` when only cells can answer.
 
     One ``all``-scope aggregate carries the cross-template caps already.  Several
-    template scopes (a multi-template filter) add up exactly only when no user
-    is active in two of them in the same half-hour, since only then no cap binds.
+    template scopes (a multi-template filter) add up exactly except where a user
+    is active in two of them in the same half-hour: only there can a cap bind,
+    and ``aggregators.overlaps`` takes the excess back from those users' cells.
     """
-    if len(aggs) > 1 and _templates_overlap(aggs):
-        return False
     entries = [app_key_entries(agg, catalogue) for agg in aggs]
     if any(e is None for e in entries):
         return False
@@ -102,18 +101,6 @@ def fold_aggregates(acc: WindowAcc, aggs: list[DayAggregates], catalogue: Catalo
         assert keyed is not None
         fold_day_aggregates(acc, agg, keyed)
     return True
-
-
-def _templates_overlap(aggs: list[DayAggregates]) -> bool:
-    seen: dict[str, int] = {}
-    for agg in aggs:
-        for masks in agg.active.values():
-            for user, mask in masks.items():
-                prior = seen.get(user, 0)
-                if prior & mask:
-                    return True
-                seen[user] = prior | mask
-    return False
 
 
 def fold_day_aggregates(acc: WindowAcc, agg: DayAggregates, entries: dict[str, AppEntry]) -> None:

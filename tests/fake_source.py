@@ -37,10 +37,14 @@ class FakeDay:
     builds: dict[str, StoredBuild] = field(default_factory=dict)
     builds_version: int = 1
 
-    def cells(self, templates: tuple[str, ...] | None) -> DayCells:
+    def cells(
+        self, templates: tuple[str, ...] | None, users: tuple[str, ...] | None = None
+    ) -> DayCells:
         out = DayCells(0, {}, {})
         for r in self.reports:
-            if templates is None or r.template in templates:
+            if (templates is None or r.template in templates) and (
+                users is None or r.user in users
+            ):
                 cell = out.cells.setdefault((r.template, r.user), {}).setdefault(
                     r.hh, HalfHourCell(connected=True)
                 )
@@ -128,7 +132,7 @@ class FakeSource:
                     agg.day, agg.span = read.day, span
                 out.append(aggs)
             else:
-                cells = day.cells(read.templates)
+                cells = day.cells(read.templates, read.users)
                 cells.day = read.day
                 out.append(cells)
         return out

@@ -73,6 +73,9 @@ class RedisSource:
             if read.templates is not None:
                 wanted = set(read.templates)
                 names = [n for n in names if codec.split_pair(n)[0] in wanted]
+            if read.users is not None and not read.whole:
+                users = set(read.users)
+                names = [n for n in names if codec.split_pair(n)[1] in users]
             out.append(names)
         return out
 

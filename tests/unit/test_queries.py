@@ -262,3 +262,22 @@ async def test_a_second_reader_takes_the_whole_days_the_first_one_shared() -> No
     source.calls.clear()
     await templates_report(WindowReader(source), _window(DAY, 2), 1, sections, str, str)
     assert [r.day for r in source.reads()] == [DAY]
+
+
+async def test_caps_bind_across_filtered_templates_from_the_overlapping_users_cells() -> None:
+    twenty = (1 << 20) - 1
+    source = FakeSource(
+        days={
+            DAY: FakeDay(
+                [
+                    Report(T1, U1, 5, twenty),
+                    Report(T2, U1, 5, twenty << 10),  # same half-hour: 40 minutes, capped at 30
+                    Report(T2, U2, 6, 0b111),
+                ]
+            )
+        },
+    )
+    body: Any = await user_activity_report(WindowReader(source), _window(DAY, 1, (T1, T2)))
+    assert _seconds(body) == {U1: 30 * 60, U2: 3 * 60}
+    cell_reads = [r for r in source.reads() if not r.whole]
+    assert [r.users for r in cell_reads] == [(U1,)]  # only the overlapping user's cells
