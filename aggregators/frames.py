@@ -35,6 +35,18 @@ class AppFrame:
     minutes: int
     templates: frozenset[str]
     runs: I64  # per user of the frame: half-hours with minutes of this entry
+    # What merging a window needs of the runs, computed once per frame: how many
+    # runs start that day, and which users' runs touch midnight (ids, sorted).
+    run_starts: int
+    opens: I64  # users with a run at 00:00
+    closes: I64  # users with a run at 23:30
+
+
+def app_frame(minutes: int, templates: frozenset[str], runs: I64, user_ids: I64) -> AppFrame:
+    starts = int(np.bitwise_count(runs & ~(runs << 1)).sum())
+    opens = np.sort(user_ids[(runs & 1) != 0])
+    closes = np.sort(user_ids[(runs & _LAST_BIT) != 0])
+    return AppFrame(minutes, templates, runs, starts, opens, closes)
 
 
 class UserIndex:
@@ -95,12 +107,13 @@ def day_frame(acc: WindowAcc, day: int, index_of: UserIndex) -> DayFrame:
     minutes = np.zeros(len(users), dtype=np.int64)
     for user, value in acc.minutes.items():
         minutes[index[user]] = value
+    user_ids = index_of.ids(users)
     apps = {}
     for entry, app in acc.apps.items():
         runs = np.zeros(len(users), dtype=np.int64)
         for user, mask in app.runs.items():
             runs[index[user]] = mask
-        apps[entry] = AppFrame(app.minutes, frozenset(app.templates), runs)
+        apps[entry] = app_frame(app.minutes, frozenset(app.templates), runs, user_ids)
     lat_user, lat_bin, lat_count = [], [], []
     for user, bins in acc.latency.items():
         for b, c in bins.items():
@@ -112,7 +125,7 @@ def day_frame(acc: WindowAcc, day: int, index_of: UserIndex) -> DayFrame:
         for template in ts:
             lat_templates[row[template], index[user]] = True
     return DayFrame(
-        day, users, index_of.ids(users), templates, active, minutes, tuple(acc.kind_minutes),
+        day, users, user_ids, templates, active, minutes, tuple(acc.kind_minutes),
         tuple(frozenset(t) for t in acc.kind_templates), apps,
         np.array(lat_user, dtype=np.int64), np.array(lat_bin, dtype=np.int64),
         np.array(lat_count, dtype=np.int64), lat_templates,
@@ -183,29 +196,25 @@ def merge_frames(frames: list[DayFrame], index_of: UserIndex) -> WindowView:
     view = WindowView(
         users, templates, placed, user_templates, minutes, kinds, kind_templates, {}, ids, rank
     )
-    view.apps = _app_totals(placed, len(users))
+    view.apps = _app_totals(placed)
     return view
 
 
-def _app_totals(placed: list[tuple[DayFrame, I64, I64]], n_users: int) -> dict[AppEntry, AppTotals]:
+def _app_totals(placed: list[tuple[DayFrame, I64, I64]]) -> dict[AppEntry, AppTotals]:
     """Minutes, templates and runs of consecutive half-hours per entry.
 
     Runs are counted per day as run starts; a run crossing midnight (bit 47 of
     one day and bit 0 of the next) was counted twice and is joined once.
     """
     totals: dict[AppEntry, AppTotals] = {}
-    last_day: dict[AppEntry, tuple[int, Bool]] = {}
-    for f, pos, _ in placed:
+    last_day: dict[AppEntry, tuple[int, I64]] = {}
+    for f, _, _ in placed:
         for entry, app in f.apps.items():
-            runs = app.runs
-            starts = runs & ~(runs << 1)
-            count = int(np.bitwise_count(starts).sum())
+            count = app.run_starts
             prev = last_day.get(entry)
             if prev is not None and prev[0] == f.day - 1:
-                count -= int((((runs & 1) != 0) & prev[1][pos]).sum())
-            ends = np.zeros(n_users, dtype=np.bool_)
-            ends[pos] = (runs & _LAST_BIT) != 0
-            last_day[entry] = (f.day, ends)
+                count -= len(np.intersect1d(app.opens, prev[1], assume_unique=True))
+            last_day[entry] = (f.day, app.closes)
             tot = totals.get(entry)
             if tot is None:
                 totals[entry] = AppTotals(app.minutes, set(app.templates), count)

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from aggregators.frames import AppFrame, DayFrame, UserIndex
+from aggregators.frames import DayFrame, UserIndex, app_frame
 
 MAGIC = b"F1"
 _LEN = struct.Struct("<I")
@@ -78,12 +78,13 @@ def decode(blob: bytes, index_of: UserIndex) -> tuple[Stamp, DayFrame] | None:
     lat_bin = take(_I32, n_l).astype(np.int64)
     lat_count = take(_I64, n_l).astype(np.int64)
     lat_templates = take(_U8, n_t * n_u).reshape(n_t, n_u).astype(np.bool_)
+    user_ids = index_of.ids(users)
     apps = {
-        (slug, name, icon): AppFrame(minutes_, frozenset(tpls), runs[i])
+        (slug, name, icon): app_frame(minutes_, frozenset(tpls), runs[i], user_ids)
         for i, (slug, name, icon, minutes_, tpls) in enumerate(header["apps"])
     }
     frame = DayFrame(
-        header["day"], users, index_of.ids(users), templates, active, minutes,
+        header["day"], users, user_ids, templates, active, minutes,
         tuple(m for m, _ in header["kinds"]), tuple(frozenset(t) for _, t in header["kinds"]),
         apps, lat_user, lat_bin, lat_count, lat_templates,
     )  # fmt: skip
