@@ -24,25 +24,22 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
-import numpy as np
-
+from aggregators.builds_cache import BuildsCache
+from aggregators.day_plans import ALL_PARTS, DayPlan, fold_days, shape_of
 from aggregators.flights import Flights, shared
 from aggregators.frames import (
     DayFrame,
     LatencyBlock,
     UserIndex,
     WindowView,
-    day_frame,
     latency_block,
     merge_frames,
 )
-from aggregators.overlaps import overlapping, take_back_cap_excess
-from aggregators.parameters import DayBuilds, StoredBuild, candidate_build_fields, index_day_builds
-from aggregators.records import Catalogue, DayAggregates, DayCells, Parts
+from aggregators.parameters import StoredBuild
+from aggregators.records import Catalogue, Parts
 from aggregators.reports import Profile
-from aggregators.source import DayRead, RollupSource, Snapshot, Version
+from aggregators.source import RollupSource, Snapshot, Version
 from aggregators.timebase import HALF_HOURS_PER_DAY, NS_PER_DAY, day_span
-from aggregators.window import WindowAcc, fold_aggregates, fold_day_cells
 
 Stamp = tuple[object, ...]
 T = TypeVar("T")
@@ -70,54 +67,11 @@ class WindowData:
     builds_token: Stamp = ()  # the builds alone (they change far less often than the view)
 
 
-# Days read from their aggregates are folded with every part, so the four endpoints
-# share one frame per day (the parts cost little there, unlike in cells).
-ALL_PARTS: Parts = frozenset({"a", "m", "x", "l"})
-
-
-@dataclass(frozen=True)
-class _DayPlan:
-    day: int
-    lo: int
-    hi: int
-    parts: Parts
-
-    @property
-    def whole(self) -> bool:
-        return self.lo == 0 and self.hi == HALF_HOURS_PER_DAY
-
-    @property
-    def prefix(self) -> bool:
-        """The window covers the day from midnight (today, on a live dashboard): the
-        day aggregates answer exactly when no data lies at or after ``hi``."""
-        return self.lo == 0
-
-    @property
-    def settles(self) -> bool:
-        """Worth sharing: not the part of a day up to a window's end (today, when live)."""
-        return self.whole or not self.prefix
-
-    def aggregates_answer(self, aggs: list[DayAggregates]) -> bool:
-        return self.whole or all(a.span is not None and a.span >> self.hi == 0 for a in aggs)
-
-
 @dataclass(frozen=True)
 class _Cached:
     stamp: Stamp  # versions the frame was built at
     frame: DayFrame
     read_at: float  # clock when its data was read
-
-
-@dataclass
-class _Builds:
-    """One day's builds: listed once per builds version, decoded on demand.  The day's
-    version (which moves with every batch) is checked at most once per freshness budget."""
-
-    version: Version  # the day's rollup version when last checked
-    builds_version: Version
-    indexed: DayBuilds
-    read_at: float
-    decoded: dict[str, StoredBuild] = field(default_factory=dict)
 
 
 class FrameCache:
@@ -138,12 +92,6 @@ class FrameCache:
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
-
-
-def _shape(plan: _DayPlan, templates: tuple[str, ...] | None) -> str:
-    """What a frame of a day holds, apart from the day: its half-hours, templates and parts."""
-    chosen = "*" if templates is None else ",".join(templates)
-    return f"{plan.lo}-{plan.hi}-{chosen}-{''.join(sorted(plan.parts))}"
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -181,10 +129,7 @@ class WindowReader:
         self._catalogue: tuple[Version, Catalogue] | None = None
         self._profiles: tuple[Version, dict[str, Profile], float] | None = None
         # day -> (version, the day's builds indexed, decoded builds by name)
-        self._builds: dict[int, _Builds] = {}
-        # (window, filter, day versions) -> candidates: choosing them is array work per day
-        self._candidates: dict[Stamp, list[StoredBuild]] = {}
-        self._intern: dict[tuple[str, ...], int] = {}
+        self._builds = BuildsCache(source, max_staleness_s, clock)
 
     async def read(self, req: ReadRequest) -> WindowData:
         first_day = req.first_hh // HALF_HOURS_PER_DAY
@@ -196,7 +141,7 @@ class WindowReader:
         data = WindowData(await self._view(snap, req))
         token: list[object] = [id(data.view)]
         if req.builds_ns is not None:
-            data.builds, data.builds_token = await self._candidate_builds(
+            data.builds, data.builds_token = await self._builds.candidates(
                 snap, *req.builds_ns, req.templates
             )
             token.append(data.builds_token)
@@ -233,14 +178,14 @@ class WindowReader:
     async def _view(self, snap: Snapshot, req: ReadRequest) -> WindowView:
         days = set(snap.days)
         plans = [
-            _DayPlan(day, lo, hi, ALL_PARTS if lo == 0 else req.parts)
+            DayPlan(day, lo, hi, ALL_PARTS if lo == 0 else req.parts)
             for day, lo, hi in day_span(req.first_hh, req.stop_hh)
             if day in days
         ]
         now = self._clock()
         # Per day: a cached frame, a fold another request started, or one this request starts.
         slots: list[DayFrame | asyncio.Future[DayFrame] | None] = []
-        stale: list[tuple[_DayPlan, Stamp, Stamp]] = []
+        stale: list[tuple[DayPlan, Stamp, Stamp]] = []
         mine: list[int] = []
         for plan in plans:
             key: Stamp = (plan.day, plan.lo, plan.hi, req.templates, plan.parts)
@@ -285,7 +230,7 @@ class WindowReader:
 
     async def _build_frames(
         self,
-        stale: list[tuple[_DayPlan, Stamp, Stamp]],
+        stale: list[tuple[DayPlan, Stamp, Stamp]],
         templates: tuple[str, ...] | None,
         cat_version: Version,
     ) -> list[DayFrame]:
@@ -294,7 +239,7 @@ class WindowReader:
         the rest are folded here, and the settled ones among them shared in turn."""
         read_at = self._clock()
         shapes = {
-            i: _shape(plan, templates) for i, (plan, _, _) in enumerate(stale) if plan.settles
+            i: shape_of(plan, templates) for i, (plan, _, _) in enumerate(stale) if plan.settles
         }
         built: dict[int, DayFrame] = {}
         if shapes:
@@ -308,7 +253,7 @@ class WindowReader:
             plans = [stale[i][0] for i in missing]
             apps = any("x" in plan.parts for plan in plans)
             catalogue = await self._catalogue_at(cat_version) if apps else {}
-            folded = await self._fold_days(plans, templates, catalogue)
+            folded = await fold_days(self.source, plans, templates, catalogue, self._users)
             built.update(zip(missing, folded, strict=True))
             share = [
                 (stale[i][0].day, shapes[i], stale[i][2], built[i]) for i in missing if i in shapes
@@ -320,34 +265,6 @@ class WindowReader:
         for (_, key, stamp), frame in zip(stale, frames, strict=True):
             self._frames.put(key, _Cached(stamp, frame, read_at))
         return frames
-
-    async def _fold_days(
-        self, plans: list[_DayPlan], templates: tuple[str, ...] | None, catalogue: Catalogue
-    ) -> list[DayFrame]:
-        reads = [DayRead(p.day, p.prefix, templates, p.parts) for p in plans]
-        out: list[DayFrame] = []
-        for plan, data in zip(plans, await self.source.read_days(reads), strict=True):
-            acc = WindowAcc(plan.day * HALF_HOURS_PER_DAY, (plan.day + 1) * HALF_HOURS_PER_DAY)
-            if isinstance(data, DayCells):
-                fold_day_cells(acc, data, plan.lo, plan.hi, catalogue)
-            elif plan.aggregates_answer(data) and fold_aggregates(acc, data, catalogue):
-                overlaps = overlapping(data) if len(data) > 1 else {}
-                if overlaps:
-                    users = tuple(sorted(overlaps))
-                    capped = frozenset(plan.parts - {"l"})  # latency is never capped
-                    (cells,) = await self.source.read_days(
-                        [DayRead(plan.day, False, templates, capped, users)]
-                    )
-                    assert isinstance(cells, DayCells)
-                    take_back_cap_excess(acc, cells, overlaps, catalogue)
-            else:
-                (cells,) = await self.source.read_days(
-                    [DayRead(plan.day, False, templates, plan.parts)]
-                )
-                assert isinstance(cells, DayCells)
-                fold_day_cells(acc, cells, plan.lo, plan.hi, catalogue)
-            out.append(day_frame(acc, plan.day, self._users))
-        return out
 
     def _latency_block(self, frames: list[DayFrame]) -> LatencyBlock | None:
         """Samples of all but the two newest days, summed once per set of frames:
@@ -395,74 +312,3 @@ class WindowReader:
         return cached[0], cached[1]
 
     # -- builds -------------------------------------------------------------------
-
-    async def _candidate_builds(
-        self, snap: Snapshot, start_ns: int, end_ns: int, templates: tuple[str, ...] | None
-    ) -> tuple[list[StoredBuild], Stamp]:
-        """Each workspace's top build of the days lying wholly inside the window, plus
-        every build of the edge days (their exact times decide).  Only these are decoded,
-        once per day version; ``parameters.latest_builds`` makes the final choice.  Also
-        returns the versions the answer was built from (for the report memo)."""
-        self._trim_builds()
-        first, stop = start_ns // NS_PER_DAY, _ceil_div(end_ns, NS_PER_DAY)
-        days = [d for d in snap.days if first <= d < stop]
-        now = self._clock()
-        stale = [d for d in days if not self._builds_fresh(d, snap.day_versions.get(d), now)]
-        if stale:
-            await self._refresh_builds(stale, snap, now)
-        versions = tuple((d, self._builds[d].builds_version) for d in days)
-        key: Stamp = (start_ns, end_ns, templates, versions)
-        hit = self._candidates.get(key)
-        if hit is not None:
-            return hit, versions
-        interior = {d for d in days if start_ns <= d * NS_PER_DAY <= end_ns - NS_PER_DAY}
-        selected = None
-        if templates is not None:
-            ids = [self._intern[(t,)] for t in templates if (t,) in self._intern]
-            selected = np.array(ids, dtype=np.int64)
-        indexed_days = {d: self._builds[d].indexed for d in days}
-        wanted = candidate_build_fields(indexed_days, interior, selected)
-        missing = {
-            d: [n for n in names if n not in self._builds[d].decoded] for d, names in wanted.items()
-        }
-        if any(missing.values()):
-            decoded = await self.source.builds(missing)
-            for day, names in missing.items():
-                self._builds[day].decoded.update((n, decoded[n]) for n in names if n in decoded)
-        builds = [
-            self._builds[d].decoded[n] for d, names in wanted.items() for n in names
-            if n in self._builds[d].decoded
-        ]  # fmt: skip
-        self._candidates[key] = builds
-        while len(self._candidates) > 64:
-            self._candidates.pop(next(iter(self._candidates)))
-        return builds, versions
-
-    async def _refresh_builds(self, days: list[int], snap: Snapshot, now: float) -> None:
-        """Re-list the builds of days whose builds version moved; the others keep theirs."""
-        relist = []
-        for day, builds_version in zip(days, await self.source.build_versions(days), strict=True):
-            entry = self._builds.get(day)
-            if entry is not None and entry.builds_version == builds_version:
-                entry.version, entry.read_at = snap.day_versions.get(day), now
-            else:
-                relist.append((day, builds_version))
-        if not relist:
-            return
-        listed = await self.source.build_fields([d for d, _ in relist])
-        for (day, builds_version), fields in zip(relist, listed, strict=True):
-            indexed = index_day_builds(fields, self._intern)
-            self._builds[day] = _Builds(snap.day_versions.get(day), builds_version, indexed, now)
-
-    def _builds_fresh(self, day: int, version: Version, now: float) -> bool:
-        entry = self._builds.get(day)
-        if entry is None:
-            return False
-        return entry.version == version or now - entry.read_at < self.max_staleness_s
-
-    def _trim_builds(self, keep_days: int = 400, max_ids: int = 2_000_000) -> None:
-        if len(self._intern) > max_ids:  # ids and the arrays using them go together
-            self._intern.clear()
-            self._builds.clear()
-        while len(self._builds) > keep_days:
-            self._builds.pop(next(iter(self._builds)))
