@@ -490,6 +490,15 @@ def results_table(timings: list[Timing], baseline: Timing, ping: Timing, title: 
     return table
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """The app on an ephemeral loopback port, without access logs: ``(runner, base URL)``."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
 async def bench(
     args: argparse.Namespace, redis_url: str, started_here: bool, console: Console
 ) -> None:
@@ -521,13 +530,9 @@ async def bench(
             f"(latency sample every {args.latency_every} min)"
         )
 
-        app = create_app(settings, store=RollupStore(api_redis), clock=lambda: CLOCK)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        base = f"http://{host}:{port}"
+        runner, base = await serve(
+            create_app(settings, store=RollupStore(api_redis), clock=lambda: CLOCK)
+        )
         console.print(
             f"API on {base}, clock {CLOCK.isoformat()}, store timeout "
             f"{settings.store_timeout_s:g} s; {args.warmup} warm-ups + up to {args.requests} "

@@ -90,6 +90,7 @@ from bench_api import (
     fetch,
     make_batch,
     make_users,
+    serve,
     time_calls,
 )
 from redis.asyncio import Redis
@@ -878,13 +879,9 @@ async def time_http(redis_url: str, todo: list[Pair], args: argparse.Namespace) 
     try:
         info = await api_redis.info("memory")
         redis_info = f"{await api_redis.dbsize():,} keys, {info['used_memory_human']} used"
-        app = create_app(settings, store=RollupStore(api_redis), clock=lambda: CLOCK)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        base = f"http://{host}:{port}"
+        runner, base = await serve(
+            create_app(settings, store=RollupStore(api_redis), clock=lambda: CLOCK)
+        )
         headers = {"Coder-Session-Token": TOKEN}
         connector = aiohttp.TCPConnector(limit=1)
         timings: dict[str, Timing] = {}
