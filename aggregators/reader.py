@@ -3,15 +3,18 @@
 A request takes one ``Snapshot`` of versions (days with data, each day's
 rollup version, catalogue and users versions), then:
 
-* each day's share of the window is folded (``aggregators.window``) and
-  packed into a frame (``aggregators.frames``) that is cached by the day's
-  version (and the catalogue's, when apps are shown), so only changed days
-  are read again - in one ``read_days`` call for all of them;
-* builds are listed once per day version and only the candidates that can
-  win the window (``parameters.candidate_build_fields``) are decoded;
-* profiles and the app catalogue are decoded once per their version.
+* each day's share of the window (``day_plans``) comes from the frame cache
+  when its versions match, or are at most ``max_staleness_s`` old; else from
+  the frames other API processes shared through the store; else it is folded
+  (one ``read_days`` call for all stale days) and cached;
+* the frames are merged into a view, once per set of frames;
+* builds come from ``builds_cache``; profiles and the app catalogue are
+  decoded once per their version;
+* ``memo`` keeps each report per data identity, so a dashboard fleet asking the
+  same questions costs one computation per change.
 
-I/O goes through the injected ``RollupSource``; this module knows no keys.
+Concurrent requests share every load and fold (``flights``).  I/O goes through
+the injected ``RollupSource``; this module knows no keys.
 """
 
 from __future__ import annotations
