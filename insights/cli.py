@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 import click
 import structlog
@@ -41,6 +42,13 @@ def main(log_level: str) -> None:
 @click.option("--demo", is_flag=True, help="feed a realistic stream of demo events")
 @click.option("--demo-users", type=int, default=40, show_default=True)
 @click.option("--demo-days", type=int, default=14, show_default=True)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".insights-data"),
+    show_default=True,
+    help="where the embedded Redis keeps its append-only file across restarts",
+)
 def up(
     kafka_port: int,
     redis_port: int,
@@ -48,17 +56,20 @@ def up(
     demo: bool,
     demo_users: int,
     demo_days: int,
+    data_dir: Path,
 ) -> None:
     """Broker + Redis + worker + API (embedded servers unless INSIGHTS_* point elsewhere)."""
     from insights import runtime
 
     settings = Settings()
+    if not settings.redis_url:
+        click.echo(f"rollups persist in {data_dir.resolve()}", err=True)
     if api_port is not None:
         settings.api_port = api_port
     token_file = runtime.ensure_token(settings)
     if token_file:
         click.echo(f"API token (deployment scope) written to {token_file}", err=True)
-    stack = runtime.start_embedded(settings, kafka_port, redis_port)
+    stack = runtime.start_embedded(settings, kafka_port, redis_port, data_dir.resolve())
     try:
         asyncio.run(
             runtime.run_stack(

@@ -40,8 +40,14 @@ class Stack:
         self.processes.clear()
 
 
-def start_embedded(settings: Settings, kafka_port: int | None, redis_port: int | None) -> Stack:
-    """Start the broker and Redis unless the settings point at existing ones."""
+def start_embedded(
+    settings: Settings,
+    kafka_port: int | None,
+    redis_port: int | None,
+    data_dir: Path | None = None,
+) -> Stack:
+    """Start the broker and Redis unless the settings point at existing ones; Redis keeps
+    its data in ``data_dir`` (append-only file) when given."""
     stack = Stack(settings)
     try:
         if not settings.kafka_bootstrap:
@@ -53,10 +59,15 @@ def start_embedded(settings: Settings, kafka_port: int | None, redis_port: int |
                 "embedded Kafka broker (Tansu) listening", bootstrap=broker.address, pid=broker.pid
             )
         if not settings.redis_url:
-            redis = devstack.start_redis(redis_port)
+            redis = devstack.start_redis(redis_port, data_dir=data_dir)
             stack.processes.append(redis)
             settings.redis_url = redis.address
-            log.info("embedded Redis-protocol server listening", url=redis.address, pid=redis.pid)
+            log.info(
+                "embedded Redis-protocol server listening",
+                url=redis.address,
+                pid=redis.pid,
+                data_dir=str(data_dir) if data_dir else "none (not persisted)",
+            )
     except BaseException:
         stack.stop_processes()
         raise

@@ -30,6 +30,10 @@ from streams.faust_transport import App
 log = structlog.get_logger("insights.worker")
 
 HEARTBEAT_S = 2.0
+# Entries of workers silent this long are removed (a killed worker leaves its entry
+# behind); readiness already ignores them after INSIGHTS_READINESS_MAX_AGE_S.
+DEAD_WORKER_MS = 10 * 60 * 1000
+PRUNE_EVERY_BEATS = 30
 
 
 def _now_us() -> int:
@@ -52,6 +56,7 @@ class InsightsWorker:
         self.store = RollupStore(redis)
         self.clock_us = clock_us
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._beats = 0
         self.app = App(
             settings.app_id,
             # Tansu answers a fetch only when its wait expires (streams.faust_transport).
@@ -144,9 +149,13 @@ class InsightsWorker:
     async def _heartbeat(self) -> None:
         assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in self.app.consumer.assignment())
         metrics.ASSIGNED.set(len(assignment))
-        beat = WorkerBeat(self.worker_id, time.time_ns() // NS_PER_MS, tuple(assignment))
+        now_ms = time.time_ns() // NS_PER_MS
+        beat = WorkerBeat(self.worker_id, now_ms, tuple(assignment))
+        self._beats += 1
         try:
             await self.store.heartbeats.beat(beat)
+            if self._beats % PRUNE_EVERY_BEATS == 0:
+                await self.store.heartbeats.prune(now_ms, DEAD_WORKER_MS)
         except Exception as exc:  # readiness is advisory; the next beat retries
             log.warning("heartbeat failed", error=str(exc))
 

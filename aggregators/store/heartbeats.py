@@ -35,6 +35,14 @@ class Heartbeats:
     async def remove(self, worker_id: str) -> None:
         await self.redis.hdel(keys.worker_heartbeat(), worker_id)
 
+    async def prune(self, now_ms: int, dead_after_ms: int) -> int:
+        """Remove the entries of workers silent for ``dead_after_ms`` (a crashed worker
+        never removes its own); returns how many went."""
+        dead = [b.worker_id for b in await self.read() if not b.fresh(now_ms, dead_after_ms)]
+        if dead:
+            await self.redis.hdel(keys.worker_heartbeat(), *dead)
+        return len(dead)
+
     async def read(self) -> list[WorkerBeat]:
         raw = await self.redis.hgetall(keys.worker_heartbeat())
         out = []

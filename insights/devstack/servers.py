@@ -94,16 +94,24 @@ def _redis_server_binary() -> str:
     return str(get_binary_path())
 
 
-def start_redis(port: int | None = None, *, timeout_s: float = 10.0) -> ManagedProcess:
-    """Start a throw-away Redis-protocol server on 127.0.0.1 and wait until it answers PING.
+def start_redis(
+    port: int | None = None, *, timeout_s: float = 10.0, data_dir: Path | None = None
+) -> ManagedProcess:
+    """Start a Redis-protocol server on 127.0.0.1 and wait until it answers PING.
 
-    ``.address`` is ``"redis://127.0.0.1:PORT/0"``. Nothing is persisted: no RDB snapshots, no
-    AOF, and its working dir is a temp dir removed on stop.
+    ``.address`` is ``"redis://127.0.0.1:PORT/0"``.  Without ``data_dir`` nothing is persisted
+    (no RDB snapshots, no AOF, a temp working dir removed on stop).  With it, the server keeps
+    an append-only file there, fsynced every second, and loads it again on the next start: a
+    crash of the server loses at most the last second of writes.
     """
     binary = _redis_server_binary()
 
     def launch(p: int) -> ManagedProcess:
-        workdir = Path(tempfile.mkdtemp(prefix="insights-redis-"))
+        workdir = Path(tempfile.mkdtemp(prefix="insights-redis-")) if data_dir is None else data_dir
+        workdir.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "no"]
+        if data_dir is not None:
+            persistence = ["--appendonly", "yes", "--appendfsync", "everysec"]
         argv = [
             binary,
             "--port",
@@ -112,14 +120,13 @@ def start_redis(port: int | None = None, *, timeout_s: float = 10.0) -> ManagedP
             LOCALHOST,
             "--save",
             "",  # no RDB snapshots
-            "--appendonly",
-            "no",
+            *persistence,
             # Explicit although it is the default: a daemonized server would detach from the
             # process group we manage, and its PID would no longer be ours to stop.
             "--daemonize",
             "no",
-            # Anything it might still write (e.g. a dump on SHUTDOWN SAVE) goes to the temp dir,
-            # never to the caller's cwd.
+            # Anything it writes (the AOF, a dump on SHUTDOWN SAVE) goes to the data dir or the
+            # temp dir, never to the caller's cwd.
             "--dir",
             str(workdir),
             "--logfile",
@@ -130,7 +137,7 @@ def start_redis(port: int | None = None, *, timeout_s: float = 10.0) -> ManagedP
             argv,
             address=f"redis://{LOCALHOST}:{p}/0",
             workdir=workdir,
-            remove_workdir=True,
+            remove_workdir=data_dir is None,
         )
 
     return start_with_retries(

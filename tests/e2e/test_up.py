@@ -38,11 +38,13 @@ def _listening(port: int) -> bool:
 
 def test_up_runs_everything_and_stops_within_ten_seconds() -> None:
     ports = {name: devstack.free_port() for name in ("kafka", "redis", "api")}
-    log = Path(tempfile.mkdtemp(prefix="insights-up-")) / "up.log"
+    workdir = Path(tempfile.mkdtemp(prefix="insights-up-"))
+    log = workdir / "up.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHTS_")}
     args = [sys.executable, "-m", "insights", "up", "--demo", "--demo-users", "6",
             "--demo-days", "1", "--kafka-port", str(ports["kafka"]),
-            "--redis-port", str(ports["redis"]), "--api-port", str(ports["api"])]  # fmt: skip
+            "--redis-port", str(ports["redis"]), "--api-port", str(ports["api"]),
+            "--data-dir", str(workdir / "data")]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
@@ -83,3 +85,5 @@ def test_up_runs_everything_and_stops_within_ten_seconds() -> None:
     assert time.monotonic() - stopped_at < 10
     assert proc.returncode == 0, log.read_text()
     assert not _listening(ports["redis"])  # the embedded servers went with it
+    assert (workdir / "data" / "appendonlydir").is_dir()  # the rollups stay for the next start
+    assert "rollups persist in" in log.read_text()

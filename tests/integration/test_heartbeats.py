@@ -33,6 +33,16 @@ async def test_beats_round_trip_and_age(redis_client: Redis, redis_url: str) -> 
     assert not await runtime.host_worker_alive(settings, "host-a", 30)
 
 
+async def test_entries_of_dead_workers_are_pruned(redis_client: Redis) -> None:
+    store = RollupStore(redis_client)
+    now_ms = time.time_ns() // 1_000_000
+    await store.heartbeats.beat(WorkerBeat("live:1:a", now_ms - 5_000, ("t:0",)))
+    await store.heartbeats.beat(WorkerBeat("dead:2:b", now_ms - 700_000, ("t:1",)))
+    assert await store.heartbeats.prune(now_ms, 600_000) == 1
+    assert [b.worker_id for b in await store.heartbeats.read()] == ["live:1:a"]
+    assert await store.heartbeats.prune(now_ms, 600_000) == 0
+
+
 def test_worker_alive_command_fails_without_a_beat(redis_client: Redis, redis_url: str) -> None:
     del redis_client  # requested for its FLUSHALL: no beat of this host is left
     result = CliRunner().invoke(main, ["worker-alive"], env={"INSIGHTS_REDIS_URL": redis_url})
