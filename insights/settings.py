@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(0.05, gt=0, description="flush a partial batch after this")
     max_future_s: float = Field(300.0, ge=0, description="refuse events this far in the future")
     redis_retry_max_s: float = Field(5.0, gt=0, description="cap of the worker's retry backoff")
+    retention_days: int | None = Field(
+        None, ge=1, description="drop whole days older than this many days; unset keeps all"
+    )
     fetch_max_wait_ms: int = Field(
         500, ge=10, le=10_000, description="longest idle fetch of the worker (embedded: 100)"
     )

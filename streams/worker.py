@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from aggregators.model import TOPIC_KINDS
 from aggregators.store import RollupStore, WorkerBeat
-from aggregators.timebase import NS_PER_MS, NS_PER_US, US_PER_S
+from aggregators.timebase import NS_PER_MS, NS_PER_US, US_PER_DAY, US_PER_S
 from insights import metrics
 from insights.settings import Settings
 from streams.batches import DecodedBatch, RawMessage, decode_batch
@@ -34,6 +34,7 @@ HEARTBEAT_S = 2.0
 # behind); readiness already ignores them after INSIGHTS_READINESS_MAX_AGE_S.
 DEAD_WORKER_MS = 10 * 60 * 1000
 PRUNE_EVERY_BEATS = 30
+RETENTION_EVERY_S = 3600.0  # days go whole, so hourly passes keep at most a day extra
 
 
 def _now_us() -> int:
@@ -87,6 +88,8 @@ class InsightsWorker:
             )
             self.app.agent(topic, name=f"insights-{kind}", concurrency=1)(self._agent(kind))
         self.app.timer(HEARTBEAT_S)(self._heartbeat)
+        if settings.retention_days is not None:
+            self.app.timer(RETENTION_EVERY_S, on_leader=False)(self._retention)
 
     def _agent(self, kind: str) -> Callable[[Any], Any]:
         async def agent(stream: Any) -> None:
@@ -158,6 +161,18 @@ class InsightsWorker:
                 await self.store.heartbeats.prune(now_ms, DEAD_WORKER_MS)
         except Exception as exc:  # readiness is advisory; the next beat retries
             log.warning("heartbeat failed", error=str(exc))
+
+    async def _retention(self) -> None:
+        """Drop days older than the horizon: every worker may run it, it is idempotent."""
+        assert self.settings.retention_days is not None
+        first_kept = self.clock_us() // US_PER_DAY - self.settings.retention_days
+        try:
+            dropped = await self.store.retention.drop_days_before(first_kept)
+        except Exception as exc:  # the next pass retries
+            log.warning("retention pass failed", error=str(exc))
+            return
+        if dropped:
+            log.info("retention dropped days", days=len(dropped), before_day=first_kept)
 
     async def start(self) -> None:
         await self.app.start()
