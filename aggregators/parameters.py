@@ -18,6 +18,10 @@ DefinitionKey = tuple[str, str, str, str, str]
 BuildField = tuple[str, str, int, str]
 
 
+class ParameterDecodeError(ValueError):
+    """A stored build's parameters cannot be read (insights-api.md section 9)."""
+
+
 @dataclass(frozen=True)
 class ParamUse:
     key: DefinitionKey

@@ -14,11 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import orjson
+import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aggregators import queries
+from aggregators.parameters import ParameterDecodeError
 from aggregators.queries import Window
 from aggregators.timebase import MS_PER_S, NS_PER_MS
 from api import openapi, params
@@ -30,6 +34,7 @@ from api.params import ApiError
 from insights import metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = structlog.get_logger("insights.api")
 _INTERVAL_DAYS = {"day": 1, "week": 7}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -87,10 +92,24 @@ async def _compute(request: web.Request, failure: str, work: Awaitable[object]) 
     try:
         body = await work
     except (RedisError, OSError, TimeoutError) as exc:
-        return error_response(params.store_unavailable(_one_line(exc)))
+        log.warning("store unavailable", path=request.path, error=_one_line(exc))
+        return error_response(params.store_unavailable(store_reason(exc)))
+    except ParameterDecodeError as exc:
+        log.error("stored build parameters unreadable", path=request.path, exc_info=exc)
+        return error_response(params.internal_error(params.MSG_INTERNAL_PARAMETERS, "bad data"))
     except Exception as exc:
-        return error_response(params.internal_error(failure, _one_line(exc)))
+        log.error("request failed", path=request.path, exc_info=exc)
+        return error_response(params.internal_error(failure, type(exc).__name__))
     return json_response(body)
+
+
+def store_reason(exc: BaseException) -> str:
+    """What a client may know of a store failure: its kind, never addresses or hosts."""
+    if isinstance(exc, TimeoutError | RedisTimeoutError):
+        return "store timed out"
+    if isinstance(exc, ConnectionError | RedisConnectionError | OSError):
+        return "store connection failed"
+    return "store error"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -177,7 +196,7 @@ async def readyz(request: web.Request) -> web.Response:
         await store.ping()
         beats = await store.heartbeats.read()
     except (RedisError, OSError, TimeoutError) as exc:
-        return json_response({"status": "unavailable", "redis": _one_line(exc)}, 503)
+        return json_response({"status": "unavailable", "redis": store_reason(exc)}, 503)
     now_ms = time.time_ns() // NS_PER_MS
     max_age_ms = int(settings.readiness_max_age_s * MS_PER_S)
     fresh = sum(1 for b in beats if b.partitions and b.fresh(now_ms, max_age_ms))

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from aggregators.store import RollupStore
 from aggregators.timebase import MS_PER_S, NS_PER_MS
+from api.access_log import AccessLogger
 from api.app import create_app
 from insights import devstack
 from insights.settings import Settings
@@ -86,7 +87,7 @@ def ensure_token(settings: Settings) -> Path | None:
 
 
 async def serve_api(settings: Settings) -> web.AppRunner:
-    runner = web.AppRunner(create_app(settings), access_log_format='%a "%r" %s %b %Tfs')
+    runner = web.AppRunner(create_app(settings), access_log_class=AccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()

@@ -27,7 +27,7 @@ import orjson
 
 from aggregators.model import BuildEvent, BuildParameter
 from aggregators.ops import MetaUpdate
-from aggregators.parameters import BuildField, StoredBuild, param_uses
+from aggregators.parameters import BuildField, ParameterDecodeError, StoredBuild, param_uses
 from aggregators.records import Bins, Catalogue, HalfHourCell, ToolMinutes
 from aggregators.reports import Profile
 
@@ -154,14 +154,17 @@ def _parameter_json(p: BuildParameter) -> dict[str, object]:
 
 def stored_build(name: str, value: Any) -> StoredBuild:
     template, workspace, _, _ = parse_build_field(name)
-    payload = orjson.loads(orjson.loads(value)["p"])
-    return StoredBuild(
-        template,
-        workspace,
-        int(payload["build_number"]),
-        int(payload["time_us"]),
-        param_uses(payload["parameters"]),
-    )
+    try:
+        payload = orjson.loads(orjson.loads(value)["p"])
+        return StoredBuild(
+            template,
+            workspace,
+            int(payload["build_number"]),
+            int(payload["time_us"]),
+            param_uses(payload["parameters"]),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError, AssertionError) as exc:
+        raise ParameterDecodeError(f"build {name}: {type(exc).__name__}") from exc
 
 
 def span(raw: Any) -> int | None:

@@ -168,10 +168,14 @@ async def test_store_down_is_503_quickly_and_validation_still_works(dead_store_u
             assert time.monotonic() - started < 2 * settings.store_timeout_s + 0.5
             assert status == 503
             assert body["message"] == "Insights store unavailable."
-            assert body["detail"]
+            assert body["detail"] in ("store connection failed", "store timed out")
+            port = dead_store_url.rsplit(":", 1)[1].split("/")[0]
+            assert port not in body["detail"] and "127.0.0.1" not in body["detail"]
         assert (await _get(client, "/api/v2/insights/templates?x=1", **auth))[0] == 400
         assert (await _get(client, "/api/v2/insights/templates"))[0] == 401
-        assert (await client.get("/readyz")).status == 503
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+        assert "127.0.0.1" not in await ready.text()  # unauthenticated: no internal address
         assert (await client.get("/healthz")).status == 200
     finally:
         await client.close()
@@ -433,3 +437,39 @@ async def test_validation_over_http(
             }
         else:
             assert body["validations"][0]["field"] == field
+
+
+async def test_unreadable_stored_parameters_are_the_specs_500(
+    api: tuple[Client, RollupStore], redis_client: Redis
+) -> None:
+    from aggregators.store import keys
+
+    client, store = api
+    day = int(NOW.timestamp()) // 86_400 - 3
+    await store.apply(plan_batch([_active(U[0], datetime.fromtimestamp(day * 86_400 + 3600, UTC))]))
+    await redis_client.hset(keys.day_builds(day), f"{T1}|w|1", b'{"t":"1","i":"x","p":"not json"}')
+    await redis_client.incr(keys.day_builds_version(day))
+    status, body = await _get(
+        client, f"/api/v2/insights/templates?{WEEK}", **{"Coder-Session-Token": TOKEN}
+    )
+    assert status == 500
+    assert body == {
+        "message": "Internal error converting template parameter insights.",
+        "detail": "bad data",
+    }
+
+
+async def test_unexpected_failures_are_a_500_without_internals(
+    api: tuple[Client, RollupStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, store = api
+    await store.apply(plan_batch([_active(U[0], datetime(2024, 3, 2, 10, tzinfo=UTC))]))
+
+    async def boom(*args: Any) -> Any:
+        raise RuntimeError("internal detail of 10.1.2.3")
+
+    monkeypatch.setattr(store.source, "read_days", boom)
+    auth = {"Coder-Session-Token": TOKEN}
+    status, body = await _get(client, f"/api/v2/insights/user-activity?{WEEK}", **auth)
+    assert status == 500
+    assert body == {"message": "Internal error fetching user activity.", "detail": "RuntimeError"}
