@@ -36,6 +36,8 @@ from insights import metrics
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 log = structlog.get_logger("insights.api")
 _INTERVAL_DAYS = {"day": 1, "week": 7}
+ROUTE_NOT_FOUND = {"message": "Route not found."}  # Coder's httpapi.RouteNotFound
+METHOD_NOT_ALLOWED = {"message": "Method not allowed."}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -213,7 +215,8 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every request; turn ApiError into its JSON body."""
+    """Count and time every request; turn ApiError, and an unknown route, into JSON bodies
+    (Coder's clients expect ``{"message": ...}`` everywhere)."""
     route = (
         request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
     )
@@ -222,6 +225,11 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = await handler(request)
     except ApiError as err:
         response = error_response(err)
+    except web.HTTPNotFound:
+        response = json_response(ROUTE_NOT_FOUND, 404)
+    except web.HTTPMethodNotAllowed as exc:
+        response = json_response(METHOD_NOT_ALLOWED, 405)
+        response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
     metrics.HTTP_REQUESTS.labels(route, str(response.status)).inc()
     metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
     return response

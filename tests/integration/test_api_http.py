@@ -473,3 +473,13 @@ async def test_unexpected_failures_are_a_500_without_internals(
     status, body = await _get(client, f"/api/v2/insights/user-activity?{WEEK}", **auth)
     assert status == 500
     assert body == {"message": "Internal error fetching user activity.", "detail": "RuntimeError"}
+
+
+async def test_unknown_routes_and_methods_answer_json(api: tuple[Client, RollupStore]) -> None:
+    client, _ = api
+    assert await _get(client, "/api/v2/insights/nope") == (404, {"message": "Route not found."})
+    assert await _get(client, "/nothing/here") == (404, {"message": "Route not found."})
+    response = await client.post("/api/v2/insights/daus")
+    assert response.status == 405
+    assert await response.json() == {"message": "Method not allowed."}
+    assert "GET" in response.headers["Allow"]
