@@ -103,33 +103,74 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+class _Startup:
+    """Cancels the starting task on SIGINT/SIGTERM: starting may wait on an unreachable
+    broker for good, and a stop request must not wait for it."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+        self._task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal)
+
+    def _on_signal(self) -> None:
+        self.stop.set()
+        if self._task is not None:
+            self._task.cancel()
+
+    def done(self) -> None:
+        """Started: from now on a signal only sets ``stop``."""
+        self._task = None
+
+    def interrupted(self) -> bool:
+        """After a CancelledError while starting: was it our stop request?"""
+        task = asyncio.current_task()
+        if not self.stop.is_set() or task is None:
+            return False
+        task.uncancel()  # consumed here, so the cleanup that follows is not cancelled too
+        return True
+
+
 async def run_stack(
     settings: Settings, stack: Stack, *, worker: bool, api: bool, demo_users: int, demo_days: int
 ) -> None:
     """Run until SIGINT/SIGTERM, then stop what was started within the stop budget."""
     from streams.worker import InsightsWorker  # faust is heavy: only the worker imports it
 
-    stop = _stop_event()
-    await create_topics(settings.kafka_bootstrap, settings.all_topics, settings.topic_partitions)
+    stop = asyncio.Event()
+    startup = _Startup(stop)
     redis = Redis.from_url(settings.redis_url)
     tasks: list[asyncio.Task[None]] = []
     insights_worker = None
     runner = None
     try:
-        if worker:
-            insights_worker = InsightsWorker(settings, redis, embedded_broker=stack.embedded_broker)
-            await insights_worker.start()
-            log.info("worker consuming", topics=settings.all_topics[:-1], pid=os.getpid())
-        if api:
-            runner = await serve_api(settings)
-        if demo_users:
-            from streams.demo import DemoProducer
+        try:
+            await create_topics(
+                settings.kafka_bootstrap, settings.all_topics, settings.topic_partitions
+            )
+            if worker:
+                insights_worker = InsightsWorker(
+                    settings, redis, embedded_broker=stack.embedded_broker
+                )
+                await insights_worker.start()
+                log.info("worker consuming", topics=settings.all_topics[:-1], pid=os.getpid())
+            if api:
+                runner = await serve_api(settings)
+            if demo_users:
+                from streams.demo import DemoProducer
 
-            producer = DemoProducer(settings, users=demo_users)
-            tasks.append(asyncio.create_task(producer.run(demo_days, stop)))
-            log.info("demo producer started", users=demo_users, backfill_days=demo_days)
-        await stop.wait()
-        log.info("stopping")
+                producer = DemoProducer(settings, users=demo_users)
+                tasks.append(asyncio.create_task(producer.run(demo_days, stop)))
+                log.info("demo producer started", users=demo_users, backfill_days=demo_days)
+            startup.done()
+        except asyncio.CancelledError:
+            if not startup.interrupted():
+                raise
+            log.info("stopped while starting")
+        else:
+            await stop.wait()
+            log.info("stopping")
     finally:
         stop.set()
         with contextlib.suppress(Exception, asyncio.CancelledError):
