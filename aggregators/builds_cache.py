@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aggregators.lru import Lru
 from aggregators.parameters import (
     DayBuilds,
     StoredBuild,
@@ -22,7 +23,7 @@ from aggregators.parameters import (
     index_day_builds,
 )
 from aggregators.source import RollupSource, Snapshot, Stamp, Version
-from aggregators.timebase import NS_PER_DAY
+from aggregators.timebase import NS_PER_DAY, ceil_div
 
 
 @dataclass
@@ -46,7 +47,7 @@ class BuildsCache:
         self._clock = clock
         self._days: dict[int, _DayEntry] = {}
         # (window, filter, builds versions) -> candidates: choosing them is array work per day
-        self._chosen: dict[Stamp, list[StoredBuild]] = {}
+        self._chosen: Lru[Stamp, list[StoredBuild]] = Lru(64)
         self._intern: dict[tuple[str, ...], int] = {}
 
     async def candidates(
@@ -57,7 +58,7 @@ class BuildsCache:
         once per day version; ``parameters.latest_builds`` makes the final choice.  Also
         returns the versions the answer was built from (for the report memo)."""
         self._trim()
-        first, stop = start_ns // NS_PER_DAY, -(-end_ns // NS_PER_DAY)
+        first, stop = start_ns // NS_PER_DAY, ceil_div(end_ns, NS_PER_DAY)
         days = [d for d in snap.days if first <= d < stop]
         now = self._clock()
         stale = [d for d in days if not self._fresh(d, snap.day_versions.get(d), now)]
@@ -86,9 +87,7 @@ class BuildsCache:
             self._days[d].decoded[n] for d, names in wanted.items() for n in names
             if n in self._days[d].decoded
         ]  # fmt: skip
-        self._chosen[key] = builds
-        while len(self._chosen) > 64:
-            self._chosen.pop(next(iter(self._chosen)))
+        self._chosen.put(key, builds)
         return builds, versions
 
     async def _refresh(self, days: list[int], snap: Snapshot, now: float) -> None:

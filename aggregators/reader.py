@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
@@ -38,11 +37,12 @@ from aggregators.frames import (
     latency_block,
     merge_frames,
 )
+from aggregators.lru import Lru
 from aggregators.parameters import StoredBuild
 from aggregators.records import Catalogue, Parts
 from aggregators.reports import Profile
 from aggregators.source import RollupSource, Snapshot, Version
-from aggregators.timebase import HALF_HOURS_PER_DAY, NS_PER_DAY, day_span
+from aggregators.timebase import HALF_HOURS_PER_DAY, NS_PER_DAY, ceil_div, day_span
 
 Stamp = tuple[object, ...]
 T = TypeVar("T")
@@ -77,30 +77,6 @@ class _Cached:
     read_at: float  # clock when its data was read
 
 
-class FrameCache:
-    """Bounded LRU of day frames with the versions they were built at."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[Stamp, _Cached] = OrderedDict()
-
-    def get(self, key: Stamp) -> _Cached | None:
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-        return item
-
-    def put(self, key: Stamp, item: _Cached) -> None:
-        self._items[key] = item
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 class WindowReader:
     """Folds windows from a ``RollupSource``, caching and sharing the work.
 
@@ -122,24 +98,24 @@ class WindowReader:
         self.source = source
         self.max_staleness_s = max_staleness_s
         self._clock = clock
-        self._frames = FrameCache(frame_cache_size)
+        self._frames: Lru[Stamp, _Cached] = Lru(frame_cache_size)
         self._frame_flights: Flights[Stamp, DayFrame] = Flights()
         self._loads: Flights[Stamp, object] = Flights()  # snapshots, profiles, catalogue
-        self._views: OrderedDict[Stamp, tuple[list[DayFrame], WindowView]] = OrderedDict()
-        self._reports: OrderedDict[Stamp, tuple[WindowView | None, object]] = OrderedDict()
+        # Entries hold the frames or view whose ids their keys use, keeping those ids unique.
+        self._views: Lru[Stamp, tuple[list[DayFrame], WindowView]] = Lru(64)
+        self._reports: Lru[Stamp, tuple[WindowView | None, object]] = Lru(256)
         self._users = UserIndex()
-        self._blocks: dict[Stamp, tuple[list[DayFrame], LatencyBlock]] = {}
+        self._blocks: Lru[Stamp, tuple[list[DayFrame], LatencyBlock]] = Lru(8)
         self._catalogue: tuple[Version, Catalogue] | None = None
         self._profiles: tuple[Version, dict[str, Profile], float] | None = None
-        # day -> (version, the day's builds indexed, decoded builds by name)
         self._builds = BuildsCache(source, max_staleness_s, clock)
 
     async def read(self, req: ReadRequest) -> WindowData:
         first_day = req.first_hh // HALF_HOURS_PER_DAY
-        stop_day = _ceil_div(req.stop_hh, HALF_HOURS_PER_DAY)
+        stop_day = ceil_div(req.stop_hh, HALF_HOURS_PER_DAY)
         if req.builds_ns is not None:
             first_day = min(first_day, req.builds_ns[0] // NS_PER_DAY)
-            stop_day = max(stop_day, _ceil_div(req.builds_ns[1], NS_PER_DAY))
+            stop_day = max(stop_day, ceil_div(req.builds_ns[1], NS_PER_DAY))
         snap = await self._snapshot(first_day, stop_day)
         data = WindowData(await self._view(snap, req))
         token: list[object] = [id(data.view)]
@@ -161,13 +137,9 @@ class WindowReader:
         full = key if data is None else (*key, *data.token)
         hit = self._reports.get(full)
         if hit is not None:
-            self._reports.move_to_end(full)
             return cast(T, hit[1])
         result = compute()
-        keep = None if data is None else data.view  # keeps the view's id unique while cached
-        self._reports[full] = (keep, result)
-        while len(self._reports) > 256:
-            self._reports.popitem(last=False)
+        self._reports.put(full, (None if data is None else data.view, result))
         return result
 
     # -- windows ----------------------------------------------------------------
@@ -221,14 +193,11 @@ class WindowReader:
         key: Stamp = (req.first_hh, req.stop_hh, req.templates, req.parts, *map(id, frames))
         hit = self._views.get(key)
         if hit is not None:
-            self._views.move_to_end(key)
             return hit[1]
         view = merge_frames(frames, self._users)
         if "l" in req.parts:
             view.latency_block = self._latency_block(frames)
-        self._views[key] = (frames, view)  # the frames keep their ids unique while cached
-        while len(self._views) > 64:
-            self._views.popitem(last=False)
+        self._views.put(key, (frames, view))
         return view
 
     async def _build_frames(
@@ -280,9 +249,7 @@ class WindowReader:
         if hit is not None:
             return hit[1]
         block = latency_block(settled)
-        self._blocks[key] = (settled, block)  # the frames keep their ids unique while cached
-        while len(self._blocks) > 8:
-            self._blocks.pop(next(iter(self._blocks)))
+        self._blocks.put(key, (settled, block))
         return block
 
     # -- metadata -----------------------------------------------------------------

@@ -29,6 +29,10 @@ US_PER_DAY = MS_PER_DAY * US_PER_MS
 NS_PER_DAY = MS_PER_DAY * NS_PER_MS
 
 
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 def minute_of_us(time_us: int) -> int:
     return time_us // US_PER_MIN
 

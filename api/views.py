@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -22,6 +21,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aggregators import queries
+from aggregators.lru import Lru
 from aggregators.parameters import ParameterDecodeError
 from aggregators.queries import Window
 from aggregators.timebase import MS_PER_S, NS_PER_MS
@@ -47,7 +47,7 @@ def json_response(body: object, status: int = 200) -> web.Response:
     )
 
 
-_ENCODED: OrderedDict[int, tuple[object, bytes]] = OrderedDict()
+_ENCODED: Lru[int, tuple[object, bytes]] = Lru(64)
 
 
 def _encoded(body: object) -> bytes:
@@ -56,9 +56,7 @@ def _encoded(body: object) -> bytes:
     if hit is not None and hit[0] is body:
         return hit[1]
     data = orjson.dumps(body)
-    _ENCODED[id(body)] = (body, data)  # holding the body keeps its id unique
-    while len(_ENCODED) > 64:
-        _ENCODED.popitem(last=False)
+    _ENCODED.put(id(body), (body, data))  # holding the body keeps its id unique
     return data
 
 

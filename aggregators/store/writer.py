@@ -33,7 +33,9 @@ class RollupWriter:
             return 0
         pipe = self.redis.pipeline(transaction=False)
         for day in days:
-            ops = plan.days.get(day, []) + [codec.build_op(b) for b in plan.builds.get(day, ())]
+            ops = plan.days.get(day, [])
+            if day in plan.builds:  # rare: don't copy a day's cell ops for nothing
+                ops = ops + [codec.build_op(b) for b in plan.builds[day]]
             args: list[str | bytes] = [keys.day_prefix(day), orjson.dumps(ops)]
             await self._rollup(keys=[keys.day_templates(day)], args=args, client=pipe)
         if days:
