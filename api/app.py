@@ -13,7 +13,9 @@ from aggregators.reader import WindowReader
 from aggregators.store import RollupStore
 from api import views
 from api.auth import TokenRegistry
-from api.context import CLOCK, READER, SETTINGS, STORE, TOKENS
+from api.context import BROKER, CLOCK, READER, SETTINGS, STORE, TOKENS
+from api.readiness import BrokerProbe
+from api.request_id import request_id_middleware
 from insights.settings import Settings
 
 
@@ -39,12 +41,16 @@ def create_app(
     clock: Callable[[], datetime] = _utc_now,
     tokens: TokenRegistry | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[views.metrics_middleware])
+    app = web.Application(middlewares=[request_id_middleware, views.metrics_middleware])
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[TOKENS] = tokens or TokenRegistry.from_settings(
         settings.api_tokens, settings.api_token_file
     )
+    app[BROKER] = BrokerProbe.from_bootstrap(
+        settings.kafka_bootstrap, settings.readiness_broker_timeout_s
+    )
+    app.on_cleanup.append(_close_broker_probe)
     if store is not None:
         app[STORE] = store
         app[READER] = _reader(settings, store)
@@ -65,6 +71,10 @@ async def _tune_gc(app: web.Application) -> None:
     as 2-3x tail latency (bench/bench_api.py).  Cycles are rare here, so collect
     less often."""
     gc.set_threshold(100_000, 50, 100)
+
+
+async def _close_broker_probe(app: web.Application) -> None:
+    await app[BROKER].close()
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -10,10 +10,12 @@ from aiohttp import web
 from aggregators.reader import WindowReader
 from aggregators.store import RollupStore
 from api.auth import TokenRegistry
+from api.readiness import BrokerProbe
 from insights.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", RollupStore)
 READER = web.AppKey("reader", WindowReader)
 TOKENS = web.AppKey("tokens", TokenRegistry)
+BROKER = web.AppKey("broker", BrokerProbe)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")

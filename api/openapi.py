@@ -241,7 +241,7 @@ def _paths() -> dict[str, Schema]:
         ),
         "/readyz": _public_operation(
             "get-readyz",
-            "Readiness: the store answers and a worker reported assigned partitions recently",
+            "Readiness: Redis, the broker and the workers, each state named",
             {
                 "200": _json(_ref("Readiness"), "Ready"),
                 "503": _json(_ref("Readiness"), "Not ready"),

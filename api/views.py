@@ -6,7 +6,9 @@ validation never touch the store, so they answer normally while it is down.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -29,8 +31,9 @@ from api import openapi, params
 from api.auth import Scope, presented_token
 from api.coder.gotime import GoTime, format_rfc3339
 from api.coder.markdown import plaintext
-from api.context import CLOCK, READER, SETTINGS, STORE, TOKENS
+from api.context import BROKER, CLOCK, READER, SETTINGS, STORE, TOKENS
 from api.params import ApiError
+from api.readiness import OK, UNKNOWN, store_state
 from insights import metrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -38,6 +41,11 @@ log = structlog.get_logger("insights.api")
 _INTERVAL_DAYS = {"day": 1, "week": 7}
 ROUTE_NOT_FOUND = {"message": "Route not found."}  # Coder's httpapi.RouteNotFound
 METHOD_NOT_ALLOWED = {"message": "Method not allowed."}
+MSG_INTERNAL = "An internal server error occurred."  # Coder's httpapi.InternalServerError
+METRICS_UNAUTHORIZED = {
+    "message": params.MSG_UNAUTHORIZED,
+    "detail": "Send the metrics token as Authorization: Bearer <token>.",
+}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -189,32 +197,61 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when Redis answers and some worker reported assigned partitions recently."""
-    settings = request.app[SETTINGS]
+    """Ready when Redis answers, the broker answers (or is not configured) and some worker
+    reported assigned partitions recently; each part's state is named (api.readiness)."""
+    (redis, workers), broker = await asyncio.gather(
+        _store_readiness(request), request.app[BROKER].state()
+    )
+    ready = redis == OK and bool(workers) and broker in (OK, UNKNOWN)
+    body = {
+        "ready": ready,
+        "status": "ok" if ready else "unavailable",
+        "redis": redis,
+        "broker": broker,
+        "workers": workers,
+    }
+    return json_response(body, 200 if ready else 503)
+
+
+async def _store_readiness(request: web.Request) -> tuple[str, int | None]:
+    """Redis's state and how many workers hold partitions (None while Redis fails)."""
     store = request.app[STORE]
     try:
         await store.ping()
         beats = await store.heartbeats.read()
     except (RedisError, OSError, TimeoutError) as exc:
-        return json_response({"status": "unavailable", "redis": store_reason(exc)}, 503)
+        return store_state(exc), None
     now_ms = time.time_ns() // NS_PER_MS
-    max_age_ms = int(settings.readiness_max_age_s * MS_PER_S)
-    fresh = sum(1 for b in beats if b.partitions and b.fresh(now_ms, max_age_ms))
-    if not fresh:
-        return json_response({"status": "unavailable", "redis": "ok", "workers": 0}, 503)
-    return json_response({"status": "ok", "redis": "ok", "workers": fresh})
+    max_age_ms = int(request.app[SETTINGS].readiness_max_age_s * MS_PER_S)
+    return OK, sum(1 for b in beats if b.partitions and b.fresh(now_ms, max_age_ms))
 
 
 async def metrics_view(request: web.Request) -> web.Response:
+    """Prometheus metrics; behind ``Authorization: Bearer`` when INSIGHTS_METRICS_TOKEN is set
+    (API tokens do not open it)."""
+    if not _metrics_allowed(request):
+        response = json_response(METRICS_UNAUTHORIZED, 401)
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
     resp = web.Response(body=generate_latest())
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return resp
 
 
+def _metrics_allowed(request: web.Request) -> bool:
+    expected = request.app[SETTINGS].metrics_token.get_secret_value()
+    if not expected:
+        return True
+    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+    presented = value.strip() if scheme.lower() == "bearer" else ""
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and time every request; turn ApiError, and an unknown route, into JSON bodies
-    (Coder's clients expect ``{"message": ...}`` everywhere)."""
+    """Count and time every request; turn ApiError, an unknown route, any other HTTP error
+    and an unexpected exception (logged with the request id) into JSON bodies (Coder's
+    clients expect ``{"message": ...}`` everywhere)."""
     route = (
         request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
     )
@@ -228,6 +265,13 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPMethodNotAllowed as exc:
         response = json_response(METHOD_NOT_ALLOWED, 405)
         response.headers["Allow"] = ",".join(sorted(exc.allowed_methods))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = json_response({"message": f"{exc.reason}."}, exc.status)
+    except Exception as exc:
+        log.error("request failed", path=request.path, exc_info=exc)
+        response = json_response({"message": MSG_INTERNAL, "detail": type(exc).__name__}, 500)
     metrics.HTTP_REQUESTS.labels(route, str(response.status)).inc()
     metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
     return response
