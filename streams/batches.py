@@ -10,10 +10,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import orjson
+
 from aggregators.model import Event
 from aggregators.ops import BatchPlan, plan_batch
-from streams.dead_letter import dead_letter_record
-from streams.decoding import Rejection, decode_message
+from streams.dead_letter import STORE_ERROR, dead_letter_record
+from streams.decoding import Rejection, _dumps_iterative, decode_message
 
 
 class RawMessage(NamedTuple):
@@ -55,3 +57,41 @@ def decode_batch(
 def _dead_letter(msg: RawMessage, rej: Rejection) -> DeadLetter:
     value = dead_letter_record(msg.topic, msg.partition, msg.offset, msg.key, rej)
     return DeadLetter(msg.key, value, rej.code)
+
+
+def unapplied_dead_letters(
+    kind: str, messages: Iterable[RawMessage], now_us: int, max_future_us: int, reason: str
+) -> list[DeadLetter]:
+    """One dead letter (code ``STORE_ERROR``) per valid event of ``messages``: the batch the
+    store refused for good.
+
+    The failure path only, so the messages are decoded again (with the batch's clock
+    value, hence the same verdicts) rather than keeping every event's source on the hot
+    path.  The events refused by validation already have their own dead letters and are
+    left out.  A single-event message gives its whole text (``index`` null); a batch
+    element gives its compact JSON and its position.
+    """
+    out: list[DeadLetter] = []
+    for msg in messages:
+        good, rejected = decode_message(msg.value, kind, now_us, max_future_us)
+        if not good or msg.value is None:
+            continue
+        doc = orjson.loads(msg.value)  # it decoded, so it is JSON
+        elements: list[tuple[int | None, str]]
+        if type(doc) is list:
+            refused = {rej.index for rej in rejected}
+            elements = [(i, _json_text(e)) for i, e in enumerate(doc) if i not in refused]
+        else:
+            elements = [(None, msg.value.decode("utf-8"))]
+        for index, text in elements:
+            rej = Rejection(index, reason, text, "text", STORE_ERROR)
+            value = dead_letter_record(msg.topic, msg.partition, msg.offset, msg.key, rej)
+            out.append(DeadLetter(msg.key, value, STORE_ERROR))
+    return out
+
+
+def _json_text(element: object) -> str:
+    try:
+        return orjson.dumps(element).decode()
+    except orjson.JSONEncodeError:  # nested deeper than orjson writes (unknown fields)
+        return _dumps_iterative(element)

@@ -2,7 +2,15 @@
 
 The worker publishes one record per ``Rejection`` to ``insights.dead_letter``, with
 the original message key as the record key.  The metric label of a rejection is its
-``code`` (one of ``streams.decoding.REASON_CODES``), so no reason parsing is needed.
+``code`` (one of ``streams.decoding.REASON_CODES``, or ``STORE_ERROR``), so no reason
+parsing is needed.
+
+Valid events land here too when the store refuses their batch with an error that
+retrying cannot cure (``streams.worker``): same record, reason ``store_error: <type>``
+(the exception's type only; the details, which may name internal hosts, go to the log).
+The store may have taken part of such a batch (one script call per day); producing the
+records' payloads to their topic again once the cause is fixed counts each event once
+(the rollups are idempotent; latency samples within the dedupe horizon).
 """
 
 from __future__ import annotations
@@ -13,7 +21,10 @@ import orjson
 
 from streams.decoding import Rejection
 
-__all__ = ["dead_letter_record", "key_text"]
+__all__ = ["STORE_ERROR", "dead_letter_record", "key_text", "store_error_reason"]
+
+#: Reason code (metric label) of events whose batch the store refused for good.
+STORE_ERROR = "store_error"
 
 
 def key_text(key: bytes | None) -> str | None:
@@ -45,3 +56,8 @@ def dead_letter_record(
             "payload": rej.payload,
         }
     )
+
+
+def store_error_reason(exc: BaseException) -> str:
+    """The one-line reason of events dead-lettered because the store refused their batch."""
+    return f"{STORE_ERROR}: {type(exc).__name__}"

@@ -160,3 +160,95 @@ def _wait_ready(stack: Stack, procs: list[subprocess.Popen[bytes]]) -> None:
             pass
         time.sleep(0.25)
     raise RuntimeError("stack not ready in time:\n" + stack.log_tail())
+
+
+# --- deployments with several workers (failover, injected faults) -------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def produce_to(bootstrap: str, topic: str, partition: int, values: Iterable[bytes]) -> int:
+    """Send ``values`` to one partition, waiting for each acknowledgement."""
+
+    async def send() -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, acks=1)
+        await producer.start()
+        n = 0
+        try:
+            for value in values:
+                await producer.send_and_wait(topic, value, partition=partition)
+                n += 1
+        finally:
+            await producer.stop()
+        return n
+
+    return asyncio.run(send())
+
+
+@dataclass
+class Deployment:
+    """A stack whose worker processes the test may kill and start; ``env`` is theirs."""
+
+    stack: Stack
+    env: dict[str, str]
+    workers: list[subprocess.Popen[bytes]]
+    worker_module: str
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        log = self.stack.logs / f"worker-{len(self.workers)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", self.worker_module, "worker"],
+                env=self.env,
+                cwd=REPO_ROOT,  # where ``python -m tests...`` finds the test helpers
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.workers.append(proc)
+        return proc
+
+    def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL: no clean stop, no LeaveGroup, offsets of the last batches uncommitted."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def deployment(
+    bootstrap: str,
+    redis_base_url: str,
+    db: int,
+    *,
+    workers: int,
+    worker_module: str = "insights",
+) -> Iterator[Deployment]:
+    """Like ``running_stack`` with ``workers`` worker processes, each run as ``python -m
+    worker_module worker``, on the default group timing (no ``INSIGHTS_BROKER_*`` of the
+    caller's environment); ready once the API is and a worker holds partitions."""
+    name = uuid.uuid4().hex[:8]
+    prefix = f"e2e{name}."
+    redis_url = redis_base_url.rsplit("/", 1)[0] + f"/{db}"
+    port = devstack.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHTS_BROKER_")}
+    env |= {
+        "INSIGHTS_KAFKA_BOOTSTRAP": bootstrap,
+        "INSIGHTS_REDIS_URL": redis_url,
+        "INSIGHTS_TOPIC_PREFIX": prefix,
+        "INSIGHTS_TOPIC_PARTITIONS": "3",
+        "INSIGHTS_APP_ID": f"insights-e2e-{name}",
+        "INSIGHTS_API_PORT": str(port),
+        "INSIGHTS_API_TOKENS": f"{TOKEN},{T1_TOKEN}={T1}",
+    }
+    logs = Path(tempfile.mkdtemp(prefix="insights-e2e-"))
+    stack = Stack(f"http://127.0.0.1:{port}", bootstrap, redis_url, prefix, logs)
+    dep = Deployment(stack, env, [], worker_module)
+    api = _start(["api"], env, logs / "api.log")
+    try:
+        for _ in range(workers):
+            dep.start_worker()
+        _wait_ready(stack, [api, *dep.workers])
+        yield dep
+    finally:
+        for proc in [*dep.workers, api]:
+            _stop(proc)
