@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit integration e2e bench bench-coder bench-live clean
+.PHONY: install up test lint typecheck unit integration e2e bench bench-coder bench-live bench-memory clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,13 @@ bench-live: $(STAMP)
 # ARGS="--users 1000" etc.
 bench-coder: $(STAMP)
 	$(BIN)/python bench/bench_coder_pg.py $(ARGS)
+
+# Redis memory of the rollups per user-active-day (before / after the dedupe horizon, per key
+# family) and its growth with users and days, with 30-day query times; ~3 min on 2 cores,
+# plot in docs/memory.png. ARGS="--quick" (~20 s), ARGS="--days 7,30,90,365" (~7-8 min) etc.
+bench-memory: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/bench_memory.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

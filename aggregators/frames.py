@@ -94,7 +94,8 @@ class DayFrame:
 
 def day_frame(acc: WindowAcc, day: int, index_of: UserIndex) -> DayFrame:
     """Pack a one-day accumulator (``acc.first_hh == day * 48``) into a frame."""
-    users = tuple(sorted(set(acc.active) | set(acc.latency) | set(acc.minutes)))
+    latency = acc.latency_counts()
+    users = tuple(sorted(set(acc.active) | set(latency.users) | set(acc.minutes)))
     index = {u: i for i, u in enumerate(users)}
     names = {t for per in acc.active.values() for t in per}
     names |= {t for ts in acc.latency_templates.values() for t in ts}
@@ -114,12 +115,7 @@ def day_frame(acc: WindowAcc, day: int, index_of: UserIndex) -> DayFrame:
         for user, mask in app.runs.items():
             runs[index[user]] = mask
         apps[entry] = app_frame(app.minutes, frozenset(app.templates), runs, user_ids)
-    lat_user, lat_bin, lat_count = [], [], []
-    for user, bins in acc.latency.items():
-        for b, c in bins.items():
-            lat_user.append(index[user])
-            lat_bin.append(int(b))
-            lat_count.append(c)
+    lat_user = np.array([index[u] for u in latency.users], dtype=np.int64)[latency.user]
     lat_templates = np.zeros((len(templates), len(users)), dtype=np.bool_)
     for user, ts in acc.latency_templates.items():
         for template in ts:
@@ -127,8 +123,7 @@ def day_frame(acc: WindowAcc, day: int, index_of: UserIndex) -> DayFrame:
     return DayFrame(
         day, users, user_ids, templates, active, minutes, tuple(acc.kind_minutes),
         tuple(frozenset(t) for t in acc.kind_templates), apps,
-        np.array(lat_user, dtype=np.int64), np.array(lat_bin, dtype=np.int64),
-        np.array(lat_count, dtype=np.int64), lat_templates,
+        lat_user, latency.bins, latency.counts, lat_templates,
     )  # fmt: skip
 
 

@@ -12,8 +12,12 @@ a key or a byte.  Two shapes exist per day:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
 
 from aggregators.model import KINDS
 
@@ -39,6 +43,55 @@ class ToolMinutes:
     runs: dict[str, UserMasks] = field(default_factory=dict)  # app key -> user -> half-hours
 
 
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class LatencyCounts:
+    """Latency samples as (user, bin, count) rows, users named once: how a day's bins are
+    decoded (all users at once) and folded into frames without per-user dictionaries.
+    A (user, bin) may appear in several rows; rows add up."""
+
+    users: tuple[str, ...]
+    user: I64  # row -> index into ``users``
+    bins: I64
+    counts: I64
+
+    @classmethod
+    def empty(cls) -> LatencyCounts:
+        none = np.empty(0, dtype=np.int64)
+        return cls((), none, none, none)
+
+    @classmethod
+    def from_bins(cls, per_user: Mapping[str, Mapping[str, int]]) -> LatencyCounts:
+        users = tuple(per_user)
+        rows = [(i, int(b), c) for i, u in enumerate(users) for b, c in per_user[u].items()]
+        if not rows:
+            return cls(users, *(np.empty(0, dtype=np.int64) for _ in range(3)))
+        cols = np.array(rows, dtype=np.int64).T
+        return cls(users, cols[0], cols[1], cols[2])
+
+    @staticmethod
+    def concat(parts: Iterable[LatencyCounts]) -> LatencyCounts:
+        """One table of all rows (users renumbered; a user of several parts appears once)."""
+        parts = [p for p in parts if len(p.users)]
+        if not parts:
+            return LatencyCounts.empty()
+        if len(parts) == 1:
+            return parts[0]
+        index: dict[str, int] = {}
+        remapped = []
+        for p in parts:
+            ids = np.array([index.setdefault(u, len(index)) for u in p.users], dtype=np.int64)
+            remapped.append(ids[p.user])
+        return LatencyCounts(
+            tuple(index),
+            np.concatenate(remapped),
+            np.concatenate([p.bins for p in parts]),
+            np.concatenate([p.counts for p in parts]),
+        )
+
+
 @dataclass
 class DayAggregates:
     """One day's aggregates of one scope (``all`` or one template).
@@ -51,7 +104,7 @@ class DayAggregates:
     day: int
     tools: ToolMinutes
     minutes: dict[str, int]  # user -> usage minutes
-    latency: dict[str, Bins]  # user -> latency bins
+    latency: LatencyCounts
     active: dict[str, UserMasks]  # template -> user -> active half-hours
     template_tools: dict[str, ToolMinutes]
     latency_users: dict[str, list[str]]  # template -> users with latency samples
@@ -76,4 +129,4 @@ class DayCells:
 
     day: int
     cells: dict[tuple[str, str], dict[int, HalfHourCell]]  # (template, user) -> hh -> cell
-    latency: dict[tuple[str, str], list[tuple[int, str]]]  # (template, user) -> (hh, bin)
+    latency: dict[tuple[str, str], dict[int, Bins]]  # (template, user) -> hh -> bins

@@ -27,6 +27,7 @@ from aggregators.records import (
     Catalogue,
     DayAggregates,
     DayCells,
+    LatencyCounts,
     ToolMinutes,
 )
 from aggregators.sketch import merge_into
@@ -53,6 +54,8 @@ class WindowAcc:
         default_factory=lambda: [set() for _ in range(KIND_COUNT)]
     )
     apps: dict[AppEntry, AppAcc] = field(default_factory=dict)
+    # Latency: day aggregates' decoded tables as they are, cells' bins per user (edge days).
+    latency_parts: list[LatencyCounts] = field(default_factory=list)
     latency: dict[str, dict[str, int]] = field(default_factory=dict)  # bin text -> count
     latency_templates: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
@@ -69,6 +72,10 @@ class WindowAcc:
     def add_latency(self, user: str, template: str, bins: Bins) -> None:
         merge_into(self.latency.setdefault(user, {}), bins)
         self.latency_templates[user].add(template)
+
+    def latency_counts(self) -> LatencyCounts:
+        """Every latency sample folded so far, as one table."""
+        return LatencyCounts.concat([*self.latency_parts, LatencyCounts.from_bins(self.latency)])
 
 
 def app_key_entries(agg: DayAggregates, catalogue: Catalogue) -> dict[str, AppEntry] | None:
@@ -121,9 +128,8 @@ def fold_day_aggregates(acc: WindowAcc, agg: DayAggregates, entries: dict[str, A
     for template, tools in agg.template_tools.items():
         _fold_template_names(acc, template, tools, entries)
     _fold_scope_tools(acc, agg.tools, entries, shift)
-    latency = acc.latency
-    for user, bins in agg.latency.items():
-        merge_into(latency.setdefault(user, {}), bins)
+    if len(agg.latency.users):
+        acc.latency_parts.append(agg.latency)
     latency_templates = acc.latency_templates
     for template, users in agg.latency_users.items():
         for user in users:
@@ -198,10 +204,10 @@ def fold_day_cells(acc: WindowAcc, cells: DayCells, lo: int, hi: int, cat: Catal
 
 
 def _fold_cell_latency(acc: WindowAcc, cells: DayCells, lo: int, hi: int) -> None:
-    for (template, user), samples in cells.latency.items():
+    for (template, user), half_hours in cells.latency.items():
         bins: Bins = {}
-        for hh, b in samples:
+        for hh, hh_bins in half_hours.items():
             if lo <= hh < hi:
-                bins[b] = bins.get(b, 0) + 1
+                merge_into(bins, hh_bins)
         if bins:
             acc.add_latency(user, template, bins)

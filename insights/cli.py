@@ -3,36 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-import structlog
 
+from insights.logging import configure_logging
 from insights.settings import Settings
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-    )
-    # Faust and aiokafka are chatty at INFO; keep their warnings.
-    for name in ("faust", "mode", "aiokafka"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
 @click.group()
-@click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+)
 def main(log_level: str) -> None:
     """Coder-compatible deployment insights, computed as events stream in."""
-    _configure_logging(log_level)
+    configure_logging(log_level, Settings().log_format)
 
 
 @main.command()
@@ -131,3 +121,58 @@ def _external_settings() -> Settings:
     if not settings.kafka_bootstrap or not settings.redis_url:
         raise click.UsageError("INSIGHTS_KAFKA_BOOTSTRAP and INSIGHTS_REDIS_URL are required")
     return settings
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="do not ask for confirmation (scripts)")
+def rebuild(yes: bool) -> None:
+    """Rebuild every rollup from the topics into a new generation, then switch to it.
+
+    The API keeps serving the current generation until the rebuild has caught up with
+    the live workers; a killed rebuild resumes when run again.  Unset INSIGHTS_KAFKA_BOOTSTRAP
+    / INSIGHTS_REDIS_URL mean the embedded stack of `insights up` on its default ports.
+    """
+    from rich.console import Console
+
+    from insights import maintenance
+
+    settings = maintenance.with_embedded_defaults(Settings())
+    console = Console(stderr=True)
+    if not yes:
+        click.confirm(
+            f"Re-read every retained event of {settings.topic_prefix}* on "
+            f"{settings.kafka_bootstrap} into a new generation of rollups?",
+            abort=True,
+        )
+    result = maintenance.run_rebuild(settings, console)
+    word = "resumed and switched" if result.resumed else "switched"
+    console.print(
+        f"{word} to generation {result.generation} (was {result.previous}); "
+        f"drained {result.messages:,} messages last; deleted {result.deleted_keys:,} old keys"
+    )
+
+
+@main.command()
+@click.option(
+    "--from-time",
+    "from_time",
+    required=True,
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    help="RFC 3339 time (UTC when no offset is given)",
+)
+def replay(from_time: datetime) -> None:
+    """Re-apply every event the broker stored at or after --from-time (idempotent: counted
+    events do not count twice), into the live rollups."""
+    from rich.console import Console
+
+    from insights import maintenance
+
+    if from_time.tzinfo is None:
+        from_time = from_time.replace(tzinfo=UTC)
+    settings = maintenance.with_embedded_defaults(Settings())
+    console = Console(stderr=True)
+    result = maintenance.run_replay(settings, int(from_time.timestamp() * 1000), console)
+    console.print(
+        f"replayed {result.messages:,} messages ({result.events:,} events) "
+        f"from {result.partitions} partitions"
+    )

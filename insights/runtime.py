@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 
 from aggregators.store import RollupStore
 from aggregators.timebase import MS_PER_S, NS_PER_MS
-from api.access_log import AccessLogger
 from api.app import create_app
+from api.server import ApiRunner
 from insights import devstack
 from insights.settings import Settings
 from streams.kafka_admin import create_topics
@@ -87,11 +87,15 @@ def ensure_token(settings: Settings) -> Path | None:
 
 
 async def serve_api(settings: Settings) -> web.AppRunner:
-    runner = web.AppRunner(create_app(settings), access_log_class=AccessLogger)
+    runner = ApiRunner(create_app(settings))
     await runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()
-    log.info("insights API listening", url=f"http://{settings.api_host}:{settings.api_port}")
+    log.info(
+        "insights API listening",
+        url=f"http://{settings.api_host}:{settings.api_port}",
+        readiness_broker=settings.kafka_bootstrap or "not checked (no INSIGHTS_KAFKA_BOOTSTRAP)",
+    )
     return runner
 
 

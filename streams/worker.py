@@ -4,6 +4,14 @@ Agents are thin translators: ``streams.batches`` decodes and plans, the store
 applies the plan in one round trip.  Delivery is at least once (the embedded
 broker has no idempotent producer either); the rollups are idempotent, so
 redelivered batches change no number.
+
+A store error either says the store cannot take writes right now (connection,
+timeout, loading, read-only replica, cluster reconfiguration, memory or permission
+limits: ``is_transient_store_error``), and the batch is retried with backoff until
+it goes in, or it is about the batch itself (a script error on a malformed
+operation, a bug), would fail the same way forever and would stall the partition
+for good: then the batch's events go to the dead-letter topic and the worker moves
+on.
 """
 
 from __future__ import annotations
@@ -11,20 +19,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from aggregators.model import TOPIC_KINDS
 from aggregators.store import RollupStore, WorkerBeat
-from aggregators.timebase import NS_PER_MS, NS_PER_US, US_PER_DAY, US_PER_S
+from aggregators.timebase import NS_PER_MS, NS_PER_US, S_PER_DAY, US_PER_DAY, US_PER_S
 from insights import metrics
 from insights.settings import Settings
-from streams.batches import DecodedBatch, RawMessage, decode_batch
+from streams.batches import (
+    DeadLetter,
+    DecodedBatch,
+    RawMessage,
+    decode_batch,
+    unapplied_dead_letters,
+)
+from streams.dead_letter import store_error_reason
 from streams.faust_transport import App
 
 log = structlog.get_logger("insights.worker")
@@ -35,6 +53,45 @@ HEARTBEAT_S = 2.0
 DEAD_WORKER_MS = 10 * 60 * 1000
 PRUNE_EVERY_BEATS = 30
 RETENTION_EVERY_S = 3600.0  # days go whole, so hourly passes keep at most a day extra
+
+
+# Errors of the store's state, not of the batch: retrying loses nothing and goes through
+# once the server (or the operator) has fixed it.  BusyLoadingError, AuthenticationError
+# and MaxConnectionsError are ConnectionErrors; MasterDownError is a ClusterDownError.
+_TRANSIENT_STORE_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,  # refused, reset, DNS, auth, pool exhausted, LOADING
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,  # a replica during failover
+    redis_errors.ClusterDownError,  # CLUSTERDOWN, MASTERDOWN
+    redis_errors.ClusterError,  # cluster redirections exhausted
+    redis_errors.TryAgainError,  # slot migration
+    redis_errors.AskError,  # MOVED/ASK that escaped the cluster client
+    redis_errors.SlotNotCoveredError,
+    redis_errors.NoScriptError,  # script cache flushed between load and call (failover)
+    redis_errors.OutOfMemoryError,  # maxmemory: stalls until memory is freed
+    redis_errors.NoPermissionError,  # ACL: stalls until the operator grants it
+    redis_errors.InvalidResponse,  # protocol desync: the connection is dropped
+    ConnectionError,  # the builtins, from the event loop's sockets
+    TimeoutError,
+)
+# Server replies redis-py raises as a plain ResponseError: busy with a long script,
+# refusing writes after a failed RDB save, or missing replicas for min-replicas-to-write.
+_TRANSIENT_REPLY_CODES = frozenset({"BUSY", "MISCONF", "NOREPLICAS"})
+_PIPELINE_PREFIX = "of pipeline caused error: "
+
+
+def is_transient_store_error(exc: BaseException) -> bool:
+    """Whether retrying the same write can succeed (see the module docstring)."""
+    if isinstance(exc, _TRANSIENT_STORE_ERRORS):
+        return True
+    if isinstance(exc, redis_errors.ResponseError) and exc.args:
+        reply = str(exc.args[0])
+        # A pipeline prefixes the server's reply with the failed command.
+        _, found, rest = reply.partition(_PIPELINE_PREFIX)
+        if found:
+            reply = rest.lstrip("('\"")
+        return reply.split(" ", 1)[0] in _TRANSIENT_REPLY_CODES
+    return False
 
 
 def _now_us() -> int:
@@ -54,12 +111,18 @@ class InsightsWorker:
     ) -> None:
         self.settings = settings
         self.redis = redis
-        self.store = RollupStore(redis)
+        self.store = RollupStore(
+            redis, dedupe_horizon_s=round(settings.dedupe_horizon_days * S_PER_DAY)
+        )
         self.clock_us = clock_us
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._beats = 0
+        # Faust keeps table state in a data dir; this app has no tables, so a private
+        # temporary one keeps the working directory clean (and read-only containers work).
+        self._datadir = tempfile.mkdtemp(prefix="insights-faust-")
         self.app = App(
             settings.app_id,
+            datadir=self._datadir,
             # Tansu answers a fetch only when its wait expires (streams.faust_transport).
             fetch_max_wait_ms=100 if embedded_broker else settings.fetch_max_wait_ms,
             broker=[f"kafka://{b}" for b in settings.kafka_bootstrap.split(",")],
@@ -75,9 +138,10 @@ class InsightsWorker:
             # partition fetch, so batches came out half full and the agent waited
             # on fetches (bench/bench_worker.py: 16k -> 32k session events/s).
             consumer_max_fetch_size=4 * 1024 * 1024,
-            # Tansu holds a group join for half the session timeout, so keep it short there.
-            broker_session_timeout=6.0 if embedded_broker else settings.broker_session_timeout_s,
-            broker_heartbeat_interval=1.0 if embedded_broker else 3.0,
+            # A dead worker's partitions move once its session expires: the failover time
+            # (README, "Failover"; on the embedded broker a join also waits half of it).
+            broker_session_timeout=settings.broker_session_timeout_s,
+            broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         )
         self.dead_letters = self.app.topic(
             settings.dead_letter_topic, key_serializer="raw", value_serializer="raw"
@@ -120,34 +184,59 @@ class InsightsWorker:
             for e in events
         ]
         max_future_us = int(self.settings.max_future_s * US_PER_S)
-        batch = decode_batch(kind, raw, self.clock_us(), max_future_us)
-        await self._apply_until_accepted(topic, batch)
-        for dead in batch.dead_letters:
-            fut = await self.dead_letters.send(key=dead.key, value=dead.value)
-            await fut
+        now_us = self.clock_us()
+        batch = decode_batch(kind, raw, now_us, max_future_us)
+        refused = await self._apply_until_accepted(topic, batch)
+        letters = batch.dead_letters
+        if refused is not None:
+            reason = store_error_reason(refused)
+            letters = letters + unapplied_dead_letters(kind, raw, now_us, max_future_us, reason)
+            metrics.STORE_DEAD_LETTERED.labels(topic, type(refused).__name__).inc()
+            log.error(
+                "store refused a batch; its events go to the dead-letter topic",
+                topic=topic,
+                reason=reason,
+                error=str(refused),
+                events=batch.events,
+                offsets=_offset_ranges(raw),
+                exc_info=refused,
+            )
+        await self._publish(letters)
+        for dead in letters:
             metrics.REJECTED.labels(topic, dead.code).inc()
         metrics.MESSAGES.labels(topic).inc(batch.messages)
-        metrics.EVENTS.labels(topic).inc(batch.events)
+        if refused is None:
+            metrics.EVENTS.labels(topic).inc(batch.events)
         metrics.BATCH_SECONDS.labels(topic).observe(time.perf_counter() - started)
         return batch
 
-    async def _apply_until_accepted(self, topic: str, batch: DecodedBatch) -> None:
-        """Retry with capped exponential backoff: a Redis outage stalls, never drops."""
+    async def _apply_until_accepted(self, topic: str, batch: DecodedBatch) -> Exception | None:
+        """Apply the batch, retrying transient errors with capped exponential backoff (a
+        Redis outage stalls, never drops); returns the error of a batch refused for good."""
         delay = 0.05
         while True:
             try:
                 await self.store.apply(batch.plan)
-                return
-            except Exception as exc:  # any store failure: keep the batch, retry
+                return None
+            except Exception as exc:
+                if not is_transient_store_error(exc):
+                    return exc
                 metrics.STORE_RETRIES.labels(topic).inc()
                 log.warning(
                     "store write failed; retrying",
                     topic=topic,
+                    error_type=type(exc).__name__,
                     error=str(exc),
                     retry_in_s=round(delay, 3),
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.redis_retry_max_s)
+
+    async def _publish(self, letters: Sequence[DeadLetter]) -> None:
+        """Send every dead letter, then wait for all: the producer batches them."""
+        pending = [await self.dead_letters.send(key=d.key, value=d.value) for d in letters]
+        for fut in pending:
+            await fut
 
     async def _heartbeat(self) -> None:
         assignment = sorted(f"{tp.topic}:{tp.partition}" for tp in self.app.consumer.assignment())
@@ -179,6 +268,16 @@ class InsightsWorker:
 
     async def stop(self) -> None:
         await self.app.stop()
+        shutil.rmtree(self._datadir, ignore_errors=True)
         # Stopping anyway: when Redis is gone too, the stale beat simply ages out.
         with contextlib.suppress(Exception):
             await self.store.heartbeats.remove(self.worker_id)
+
+
+def _offset_ranges(raw: Sequence[RawMessage]) -> list[str]:
+    """``topic:partition:first-last`` of a batch's messages (for the log)."""
+    spans: dict[tuple[str, int], tuple[int, int]] = {}
+    for m in raw:
+        lo, hi = spans.get((m.topic, m.partition), (m.offset, m.offset))
+        spans[m.topic, m.partition] = (min(lo, m.offset), max(hi, m.offset))
+    return [f"{t}:{p}:{lo}-{hi}" for (t, p), (lo, hi) in sorted(spans.items())]

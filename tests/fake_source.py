@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 
 from aggregators.frames import DayFrame, UserIndex
 from aggregators.parameters import BuildField, StoredBuild
-from aggregators.records import Catalogue, DayAggregates, DayCells, HalfHourCell, ToolMinutes
+from aggregators.records import (
+    Catalogue,
+    DayAggregates,
+    DayCells,
+    HalfHourCell,
+    LatencyCounts,
+    ToolMinutes,
+)
 from aggregators.reports import Profile
 from aggregators.source import DayData, DayRead, Snapshot
 
@@ -52,7 +59,11 @@ class FakeDay:
                 cell.kinds[r.kind] |= r.minutes
         for pair, samples in self.latency.items():
             if templates is None or pair[0] in templates:
-                out.latency[pair] = samples
+                per_hh: dict[int, dict[str, int]] = {}
+                for hh, b in samples:
+                    bins = per_hh.setdefault(hh, {})
+                    bins[b] = bins.get(b, 0) + 1
+                out.latency[pair] = per_hh
         return out
 
     def aggregates(self, templates: Sequence[str] | None) -> list[DayAggregates]:
@@ -62,7 +73,7 @@ class FakeDay:
         return [self._scope(t) for t in sorted(templates) if t in present]
 
     def _scope(self, template: str | None) -> DayAggregates:
-        agg = DayAggregates(0, ToolMinutes(), {}, {}, {}, {}, {})
+        agg = DayAggregates(0, ToolMinutes(), {}, LatencyCounts.empty(), {}, {}, {})
         for (t, hh), cell in sorted(self._cells_by_template_hh(template).items()):
             for user, (minutes, kinds) in cell.items():
                 agg.active.setdefault(t, {})[user] = agg.active.get(t, {}).get(user, 0) | 1 << hh
@@ -71,12 +82,14 @@ class FakeDay:
                 for kind, mask in kinds.items():
                     agg.tools.kinds[kind] = agg.tools.kinds.get(kind, 0) + mask.bit_count()
                     tools.kinds[kind] = tools.kinds.get(kind, 0) + mask.bit_count()
+        per_user: dict[str, dict[str, int]] = {}
         for (t, user), samples in self.latency.items():
             if template is None or t == template:
-                bins = agg.latency.setdefault(user, {})
+                bins = per_user.setdefault(user, {})
                 for _, b in samples:
                     bins[b] = bins.get(b, 0) + 1
                 agg.latency_users.setdefault(t, []).append(user)
+        agg.latency = LatencyCounts.from_bins(per_user)
         return agg
 
     def _cells_by_template_hh(

@@ -22,13 +22,15 @@ for _, t in ipairs(templates) do
     drop(P .. 'g:' .. t .. ':' .. part)
   end
 end
-for _, member in ipairs(redis.call('SMEMBERS', P .. 'cells')) do
-  local sep = string.find(member, '|', 1, true)
-  local t, u = string.sub(member, 1, sep - 1), string.sub(member, sep + 1)
-  drop(P .. 'c:' .. t .. ':' .. u)
-  drop(P .. 'l:' .. t .. ':' .. u)
+local ut = redis.call('HGETALL', P .. 'ut')
+for i = 1, #ut, 2 do
+  local u = ut[i]
+  for t in string.gmatch(ut[i + 1], '[^|]+') do
+    drop(P .. 'c:' .. t .. ':' .. u)
+    drop(P .. 'l:' .. t .. ':' .. u)
+  end
 end
-for _, suffix in ipairs({'tpls', 'cells', 'sum', 'builds'}) do
+for _, suffix in ipairs({'tpls', 'ut', 'builds', 'pdefs'}) do
   drop(P .. suffix)
 end
 redis.call('INCR', P .. 'ver')

@@ -12,6 +12,7 @@ import orjson
 from redis.asyncio import Redis
 
 from aggregators.store import codec, keys
+from aggregators.store.generations import Generations
 
 
 @dataclass(frozen=True)
@@ -19,17 +20,26 @@ class WorkerBeat:
     worker_id: str
     at_ms: int
     partitions: tuple[str, ...]  # "topic:partition" assigned to the worker
+    generation: int = 0  # of the rollups it writes (set by ``Heartbeats.beat``)
 
     def fresh(self, now_ms: int, max_age_ms: int) -> bool:
         return now_ms - self.at_ms <= max_age_ms
 
 
 class Heartbeats:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, generations: Generations) -> None:
         self.redis = redis
+        self.generations = generations
 
     async def beat(self, beat: WorkerBeat) -> None:
-        entry = {"at_ms": beat.at_ms, "partitions": list(beat.partitions)}
+        """Record the beat with the generation the worker now writes (a rebuild waits for
+        every live worker to report the new one)."""
+        await self.generations.sync()
+        entry = {
+            "at_ms": beat.at_ms,
+            "partitions": list(beat.partitions),
+            "generation": self.generations.generation,
+        }
         await self.redis.hset(keys.worker_heartbeat(), beat.worker_id, orjson.dumps(entry))
 
     async def remove(self, worker_id: str) -> None:
@@ -49,6 +59,11 @@ class Heartbeats:
         for worker_id, value in raw.items():
             entry = orjson.loads(value)
             out.append(
-                WorkerBeat(codec.text(worker_id), entry["at_ms"], tuple(entry["partitions"]))
+                WorkerBeat(
+                    codec.text(worker_id),
+                    entry["at_ms"],
+                    tuple(entry["partitions"]),
+                    int(entry.get("generation", 0)),
+                )
             )
         return out

@@ -1,111 +1,131 @@
 """Every Redis key of the store, built in this one module.
 
-Format version ``v1`` is part of every key, so a layout change can live beside
-the old one while it is rebuilt.  Keys that one command or script touches
-together share a Redis Cluster hash tag:
+Format version ``v2`` is part of every key, so a layout change can live beside
+the old one while it is rebuilt.  (v1 kept per-sample guards forever, a sums
+hash per day and a set of cells; its keys are not read.)
+
+Rollups live in numbered **generations** (``cis:v2:g<N>:...``, ``Keyspace``):
+the pointer ``generation_pointer()`` names the live one, and a rebuild fills
+the next generation from the topics while the live one serves, then moves
+the pointer.  Keys that one command or script touches together share a Redis
+Cluster hash tag:
 
 * ``{d<day>}`` - everything of one UTC day (cells, latency guards, day
-  aggregates, builds).  The rollup script updates one day per call, so its
-  keys all live in one slot; a batch spanning several days makes one call per
-  day, pipelined in one round trip.
-* ``{meta}`` - user profiles and the app catalogue (newest wins, any age).
+  aggregates, builds and their parameter definitions).  The rollup script
+  updates one day per call, so its keys all live in one slot; a batch
+  spanning several days makes one call per day, pipelined in one round trip.
+* ``{meta}`` - user profiles and the app catalogue (newest wins, any age),
+  the index of days, worker heartbeats.
 
 The rollup script (``rollup.lua``) derives a day's keys from ``day_prefix``
-by appending the same suffixes as the functions below; ``tests`` check both
+by appending the same suffixes as the methods below; ``tests`` check both
 agree.
 """
 
 from __future__ import annotations
 
-VERSION = "v1"
+from dataclasses import dataclass
+
+VERSION = "v2"
 ROOT = f"cis:{VERSION}"
+ALL = "all"
 
 
-def day_prefix(day: int) -> str:
-    return f"{ROOT}:{{d{day}}}:"
+def generation_pointer() -> str:
+    """Integer: the live generation (missing = 0).  Moved only by a finished rebuild."""
+    return f"{ROOT}:{{meta}}:generation"
 
 
-def day_templates(day: int) -> str:
-    """Set of templates with any data that day (also the script's routing key)."""
-    return day_prefix(day) + "tpls"
-
-
-def day_cells(day: int) -> str:
-    """Set of ``template|user`` pairs with a cell or latency samples that day."""
-    return day_prefix(day) + "cells"
-
-
-def cell(day: int, template_id: str, user_id: str) -> str:
-    """Hash of one (template, user)'s cells of the day, fields ``<hh>|<part>``."""
-    return day_prefix(day) + f"c:{template_id}:{user_id}"
-
-
-def cell_latency(day: int, template_id: str, user_id: str) -> str:
-    """Hash ``<hh>|<event id digest>`` -> sketch bin: the latency samples, once each."""
-    return day_prefix(day) + f"l:{template_id}:{user_id}"
-
-
-def day_agg(day: int, scope: str, part: str) -> str:
-    """Day aggregate hash.  ``scope`` is a template id or ``all``; ``part`` one of
-    ``a`` (user -> 48-bit active half-hour mask), ``m`` (user -> usage minutes),
-    ``x`` (builtin/app minute totals and app run masks), ``l`` (user -> latency bins JSON).
-    """
-    return day_prefix(day) + f"g:{scope}:{part}"
-
-
-def day_sums(day: int) -> str:
-    """Per (half-hour, user) sums over templates, kept only to maintain the 30-minute caps."""
-    return day_prefix(day) + "sum"
-
-
-def day_builds(day: int) -> str:
-    """Hash ``template|workspace|build_number`` -> build JSON, by the build's creation day."""
-    return day_prefix(day) + "builds"
-
-
-def day_version(day: int) -> str:
-    """Counter the rollup script bumps whenever a call changed the day: cached frames key on it."""
-    return day_prefix(day) + "ver"
-
-
-def day_builds_version(day: int) -> str:
-    """Counter the rollup script bumps whenever a call changed one of the day's builds."""
-    return day_prefix(day) + "bver"
-
-
-def day_frame(day: int, shape: str) -> str:
-    """A folded day frame (``frame_codec``) of one window shape, shared by API processes."""
-    return day_prefix(day) + f"f:{shape}"
-
-
-def catalogue_version() -> str:
-    """Counter bumped whenever an app's rendered display name or icon changes (or one appears)."""
-    return f"{ROOT}:{{meta}}:appsver"
-
-
-def users_version() -> str:
-    """Counter bumped whenever a user's rendered name or avatar changes (or a user appears)."""
-    return f"{ROOT}:{{meta}}:usersver"
-
-
-def users() -> str:
-    """Hash user id -> newest profile JSON."""
-    return f"{ROOT}:{{meta}}:users"
-
-
-def app_catalogue() -> str:
-    """Hash ``template|slug`` -> newest app display name and icon JSON."""
-    return f"{ROOT}:{{meta}}:apps"
-
-
-def data_days() -> str:
-    """Sorted set of UTC days holding any data (score = day): queries skip empty days."""
-    return f"{ROOT}:{{meta}}:days"
+def rebuild_state() -> str:
+    """JSON of the rebuild in progress (its generation and consumer group), for resuming."""
+    return f"{ROOT}:{{meta}}:rebuild"
 
 
 def worker_heartbeat() -> str:
-    """Hash worker id -> JSON with assigned partitions and a timestamp (readiness)."""
+    """Hash worker id -> JSON with assigned partitions, generation and a timestamp."""
     return f"{ROOT}:{{meta}}:workers"
 
 
-ALL = "all"
+@dataclass(frozen=True)
+class Keyspace:
+    """The keys of one generation of rollups."""
+
+    generation: int = 0
+
+    @property
+    def root(self) -> str:
+        return f"{ROOT}:g{self.generation}"
+
+    def pattern(self) -> str:
+        """Glob of every key of the generation (to delete it)."""
+        return f"{self.root}:*"
+
+    def day_prefix(self, day: int) -> str:
+        return f"{self.root}:{{d{day}}}:"
+
+    def day_templates(self, day: int) -> str:
+        """Set of templates with any data that day (also the script's routing key)."""
+        return self.day_prefix(day) + "tpls"
+
+    def day_user_templates(self, day: int) -> str:
+        """Hash user -> ``t1|t2|...``: the templates where the user has a cell or latency
+        samples that day (the cells to read, and the caps over templates)."""
+        return self.day_prefix(day) + "ut"
+
+    def cell(self, day: int, template_id: str, user_id: str) -> str:
+        """Hash of one (template, user)'s cells of the day, fields ``<hh>|<part>``
+        (minute masks, and ``<hh>|l`` the half-hour's packed latency bins)."""
+        return self.day_prefix(day) + f"c:{template_id}:{user_id}"
+
+    def latency_guards(self, day: int, template_id: str, user_id: str) -> str:
+        """Hash event id digest -> ``""``: latency samples already counted.  Expires a dedupe
+        horizon after its last write (the one state that grows with every sample)."""
+        return self.day_prefix(day) + f"l:{template_id}:{user_id}"
+
+    def day_agg(self, day: int, scope: str, part: str) -> str:
+        """Day aggregate hash.  ``scope`` is a template id or ``all``; ``part`` one of
+        ``a`` (user -> 48-bit active half-hour mask), ``m`` (user -> usage minutes),
+        ``x`` (builtin/app minute totals and app run masks), ``l`` (user -> latency bins JSON;
+        templates only: readers sum them for ``all``).
+        """
+        return self.day_prefix(day) + f"g:{scope}:{part}"
+
+    def day_builds(self, day: int) -> str:
+        """Hash ``template|workspace|build_number`` -> build JSON, by the build's creation day."""
+        return self.day_prefix(day) + "builds"
+
+    def day_param_defs(self, day: int) -> str:
+        """Hash digest -> parameter definition JSON (name, texts, options) of the day's builds."""
+        return self.day_prefix(day) + "pdefs"
+
+    def day_version(self, day: int) -> str:
+        """Counter the rollup script bumps whenever a call changed the day (frames key on it)."""
+        return self.day_prefix(day) + "ver"
+
+    def day_builds_version(self, day: int) -> str:
+        """Counter the rollup script bumps whenever a call changed one of the day's builds."""
+        return self.day_prefix(day) + "bver"
+
+    def day_frame(self, day: int, shape: str) -> str:
+        """A folded day frame (``frame_codec``) of one window shape, shared by API processes."""
+        return self.day_prefix(day) + f"f:{shape}"
+
+    def catalogue_version(self) -> str:
+        """Counter bumped whenever an app's rendered name or icon changes (or one appears)."""
+        return f"{self.root}:{{meta}}:appsver"
+
+    def users_version(self) -> str:
+        """Counter bumped whenever a user's rendered name or avatar changes (or a user appears)."""
+        return f"{self.root}:{{meta}}:usersver"
+
+    def users(self) -> str:
+        """Hash user id -> newest profile JSON."""
+        return f"{self.root}:{{meta}}:users"
+
+    def app_catalogue(self) -> str:
+        """Hash ``template|slug`` -> newest app display name and icon JSON."""
+        return f"{self.root}:{{meta}}:apps"
+
+    def data_days(self) -> str:
+        """Sorted set of UTC days holding any data (score = day): queries skip empty days."""
+        return f"{self.root}:{{meta}}:days"

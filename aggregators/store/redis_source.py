@@ -16,10 +16,19 @@ from redis.asyncio import Redis
 
 from aggregators.frames import DayFrame, UserIndex
 from aggregators.parameters import BuildField, StoredBuild
-from aggregators.records import Catalogue, DayAggregates, DayCells, Parts
+from aggregators.records import (
+    Catalogue,
+    DayAggregates,
+    DayCells,
+    LatencyCounts,
+    Parts,
+    UserMasks,
+)
 from aggregators.reports import Profile
 from aggregators.source import DayData, DayRead, Snapshot, Version
-from aggregators.store import codec, frame_codec, keys
+from aggregators.store import codec, frame_codec
+from aggregators.store.generations import Generations
+from aggregators.store.keys import ALL, Keyspace
 
 Reader = Callable[[Iterator[Any]], DayData]
 Stamp = tuple[object, ...]
@@ -32,10 +41,24 @@ def _digest(shape: str) -> str:
 
 
 class RedisSource:
-    def __init__(self, redis: Redis) -> None:
+    """Reads follow the live generation, checked when a snapshot is taken; versions carry
+    the generation, so nothing cached from one is taken for the other."""
+
+    def __init__(self, redis: Redis, generations: Generations) -> None:
         self.redis = redis
+        self.generations = generations
+
+    @property
+    def keys(self) -> Keyspace:
+        return self.generations.keys
+
+    def _versions(self, raw: Mapping[int, Any]) -> dict[int, Version]:
+        tag = f"g{self.keys.generation}:"
+        return {day: None if v is None else tag + v for day, v in codec.versions(raw).items()}
 
     async def snapshot(self, first_day: int, stop_day: int) -> Snapshot:
+        await self.generations.sync()
+        keys = self.keys
         raw: list[Any] = await self.redis.zrangebyscore(keys.data_days(), first_day, stop_day - 1)
         days = tuple(int(d) for d in raw)
         pipe = self.redis.pipeline(transaction=False)
@@ -44,11 +67,12 @@ class RedisSource:
         for day in days:
             pipe.get(keys.day_version(day))
         cat_version, users_version, *day_versions = await pipe.execute()
+        versions = self._versions({-2: cat_version, -1: users_version})
         return Snapshot(
             days,
-            codec.versions(dict(zip(days, day_versions, strict=True))),
-            None if cat_version is None else codec.text(cat_version),
-            None if users_version is None else codec.text(users_version),
+            self._versions(dict(zip(days, day_versions, strict=True))),
+            versions[-2],
+            versions[-1],
         )
 
     async def read_days(self, reads: Sequence[DayRead]) -> list[DayData]:
@@ -57,7 +81,8 @@ class RedisSource:
         index = await self._day_indexes(reads)
         pipe = self.redis.pipeline(transaction=False)
         readers = [
-            _queue_day(pipe, read, members) for read, members in zip(reads, index, strict=True)
+            _queue_day(self.keys, pipe, read, members)
+            for read, members in zip(reads, index, strict=True)
         ]
         results = iter(await pipe.execute())
         return [reader(results) for reader in readers]
@@ -66,10 +91,13 @@ class RedisSource:
         """Templates of each whole day, ``template|user`` cell members of the others."""
         pipe = self.redis.pipeline(transaction=False)
         for read in reads:
-            pipe.smembers(keys.day_templates(read.day) if read.whole else keys.day_cells(read.day))
+            if read.whole:
+                pipe.smembers(self.keys.day_templates(read.day))
+            else:
+                pipe.hgetall(self.keys.day_user_templates(read.day))
         out: list[list[str]] = []
         for read, raw in zip(reads, await pipe.execute(), strict=True):
-            names = codec.members(raw)
+            names = codec.members(raw) if read.whole else codec.cell_members(raw)
             if read.templates is not None:
                 wanted = set(read.templates)
                 names = [n for n in names if codec.split_pair(n)[0] in wanted]
@@ -80,15 +108,15 @@ class RedisSource:
         return out
 
     async def catalogue(self) -> Catalogue:
-        return codec.catalogue(await self.redis.hgetall(keys.app_catalogue()))
+        return codec.catalogue(await self.redis.hgetall(self.keys.app_catalogue()))
 
     async def profiles(self) -> dict[str, Profile]:
-        return codec.profiles(await self.redis.hgetall(keys.users()))
+        return codec.profiles(await self.redis.hgetall(self.keys.users()))
 
     async def build_fields(self, days: Sequence[int]) -> list[list[BuildField]]:
         pipe = self.redis.pipeline(transaction=False)
         for day in days:
-            pipe.hkeys(keys.day_builds(day))
+            pipe.hkeys(self.keys.day_builds(day))
         return [
             [codec.parse_build_field(codec.text(f)) for f in raw] for raw in await pipe.execute()
         ]
@@ -98,7 +126,7 @@ class RedisSource:
     ) -> list[tuple[Stamp, DayFrame] | None]:
         pipe = self.redis.pipeline(transaction=False)
         for day, shape in wanted:
-            pipe.get(keys.day_frame(day, _digest(shape)))
+            pipe.get(self.keys.day_frame(day, _digest(shape)))
         return [
             None if raw is None else frame_codec.decode(base64.b64decode(raw), index_of)
             for raw in await pipe.execute()
@@ -109,36 +137,39 @@ class RedisSource:
         pipe = self.redis.pipeline(transaction=False)
         for day, shape, stamp, frame in frames:
             blob = base64.b64encode(frame_codec.encode(stamp, frame))
-            pipe.set(keys.day_frame(day, _digest(shape)), blob, ex=FRAME_TTL_S)
+            pipe.set(self.keys.day_frame(day, _digest(shape)), blob, ex=FRAME_TTL_S)
         await pipe.execute()
 
     async def build_versions(self, days: Sequence[int]) -> list[Version]:
         pipe = self.redis.pipeline(transaction=False)
         for day in days:
-            pipe.get(keys.day_builds_version(day))
-        return [None if v is None else codec.text(v) for v in await pipe.execute()]
+            pipe.get(self.keys.day_builds_version(day))
+        return list(self._versions(dict(enumerate(await pipe.execute()))).values())
 
     async def builds(self, wanted: Mapping[int, Sequence[str]]) -> dict[str, StoredBuild]:
         asked = [(day, list(names)) for day, names in wanted.items() if names]
         pipe = self.redis.pipeline(transaction=False)
         for day, names in asked:
-            pipe.hmget(keys.day_builds(day), names)
+            pipe.hmget(self.keys.day_builds(day), names)
+            pipe.hgetall(self.keys.day_param_defs(day))
+        results = iter(await pipe.execute())
         out: dict[str, StoredBuild] = {}
-        for (_, names), values in zip(asked, await pipe.execute(), strict=True):
+        for _, names in asked:
+            values, defs = next(results), codec.param_defs(next(results))
             for name, value in zip(names, values, strict=True):
                 if value is not None:
-                    out[name] = codec.stored_build(name, value)
+                    out[name] = codec.stored_build(name, value, defs)
         return out
 
 
-def _queue_day(pipe: Any, read: DayRead, members: list[str]) -> Reader:
+def _queue_day(keys: Keyspace, pipe: Any, read: DayRead, members: list[str]) -> Reader:
     if not read.whole:
-        return _queue_cells(pipe, read.day, members, read.parts)
-    pipe.hget(keys.day_agg(read.day, keys.ALL, "x"), codec.SPAN_FIELD)
+        return _queue_cells(keys, pipe, read.day, members, read.parts)
+    pipe.hget(keys.day_agg(read.day, ALL, "x"), codec.SPAN_FIELD)
     if read.templates is None:
-        readers = [_queue_all_scope(pipe, read.day, members, read.parts)]
+        readers = [_queue_all_scope(keys, pipe, read.day, members, read.parts)]
     else:
-        readers = [_queue_template_scope(pipe, read.day, t, read.parts) for t in members]
+        readers = [_queue_template_scope(keys, pipe, read.day, t, read.parts) for t in members]
 
     def read_whole(results: Iterator[Any]) -> DayData:
         span = codec.span(next(results))
@@ -151,26 +182,29 @@ def _queue_day(pipe: Any, read: DayRead, members: list[str]) -> Reader:
 
 
 def _queue_all_scope(
-    pipe: Any, day: int, templates: list[str], parts: Parts
+    keys: Keyspace, pipe: Any, day: int, templates: list[str], parts: Parts
 ) -> Callable[[Iterator[Any]], DayAggregates]:
-    """The ``all`` scope's caps-applied aggregates, plus what each template contributed."""
-    scope_parts = [p for p in ("x", "m", "l") if p in parts]
+    """The ``all`` scope's caps-applied aggregates, plus what each template contributed.
+    Latency and app runs are never capped, so they have no ``all`` copy: the templates'
+    bins are summed and their run masks OR-ed."""
+    scope_parts = [p for p in ("x", "m") if p in parts]
     for part in scope_parts:
-        pipe.hgetall(keys.day_agg(day, keys.ALL, part))
+        pipe.hgetall(keys.day_agg(day, ALL, part))
     for t in templates:
         pipe.hgetall(keys.day_agg(day, t, "a"))
         if "x" in parts:
             pipe.hgetall(keys.day_agg(day, t, "x"))
         if "l" in parts:
-            pipe.hkeys(keys.day_agg(day, t, "l"))
+            pipe.hgetall(keys.day_agg(day, t, "l"))
 
     def read(results: Iterator[Any]) -> DayAggregates:
         scoped = {part: codec.str_hash(next(results)) for part in scope_parts}
+        parts_of_day: list[LatencyCounts] = []
         agg = DayAggregates(
             day,
             codec.tool_minutes(scoped.get("x", {})),
             codec.int_hash(scoped.get("m", {})),
-            codec.latency_bins(scoped.get("l", {})),
+            LatencyCounts.empty(),
             {},
             {},
             {},
@@ -178,16 +212,28 @@ def _queue_all_scope(
         for t in templates:
             agg.active[t] = codec.int_hash(codec.str_hash(next(results)))
             if "x" in parts:
-                agg.template_tools[t] = codec.tool_minutes(codec.str_hash(next(results)))
+                tools = codec.tool_minutes(codec.str_hash(next(results)))
+                agg.template_tools[t] = tools
+                _or_runs(agg.tools.runs, tools.runs)
             if "l" in parts:
-                agg.latency_users[t] = [codec.text(u) for u in next(results)]
+                latency = codec.latency_counts(codec.str_hash(next(results)))
+                agg.latency_users[t] = list(latency.users)
+                parts_of_day.append(latency)
+        agg.latency = LatencyCounts.concat(parts_of_day)
         return agg
 
     return read
 
 
+def _or_runs(into: dict[str, UserMasks], runs: dict[str, UserMasks]) -> None:
+    for key, per_user in runs.items():
+        target = into.setdefault(key, {})
+        for user, mask in per_user.items():
+            target[user] = target.get(user, 0) | mask
+
+
 def _queue_template_scope(
-    pipe: Any, day: int, template: str, parts: Parts
+    keys: Keyspace, pipe: Any, day: int, template: str, parts: Parts
 ) -> Callable[[Iterator[Any]], DayAggregates]:
     wanted = ["a", *(p for p in ("x", "m", "l") if p in parts)]
     for part in wanted:
@@ -196,33 +242,32 @@ def _queue_template_scope(
     def read(results: Iterator[Any]) -> DayAggregates:
         got = {part: codec.str_hash(next(results)) for part in wanted}
         tools = codec.tool_minutes(got.get("x", {}))
-        latency = got.get("l", {})
+        latency = codec.latency_counts(got.get("l", {}))
         return DayAggregates(
             day,
             tools,
             codec.int_hash(got.get("m", {})),
-            codec.latency_bins(latency),
+            latency,
             {template: codec.int_hash(got["a"])},
             {template: tools} if "x" in parts else {},
-            {template: list(latency)} if "l" in parts else {},
+            {template: list(latency.users)} if "l" in parts else {},
         )
 
     return read
 
 
-def _queue_cells(pipe: Any, day: int, members: list[str], parts: Parts) -> Reader:
+def _queue_cells(keys: Keyspace, pipe: Any, day: int, members: list[str], parts: Parts) -> Reader:
     pairs = [codec.split_pair(m) for m in members]
     for t, u in pairs:
         pipe.hgetall(keys.cell(day, t, u))
-        if "l" in parts:
-            pipe.hgetall(keys.cell_latency(day, t, u))
 
     def read(results: Iterator[Any]) -> DayData:
         cells = DayCells(day, {}, {})
         for pair in pairs:
-            cells.cells[pair] = codec.cell(codec.str_hash(next(results)))
-            if "l" in parts:
-                cells.latency[pair] = codec.latency_samples(codec.str_hash(next(results)))
+            half_hours, latency = codec.cell(codec.str_hash(next(results)))
+            cells.cells[pair] = half_hours
+            if "l" in parts and latency:
+                cells.latency[pair] = latency
         return cells
 
     return read

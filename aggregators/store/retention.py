@@ -12,18 +12,21 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from aggregators.store import keys
+from aggregators.store.generations import Generations
 
 _DROP_LUA = resources.files("aggregators.store").joinpath("drop_day.lua").read_text()
 
 
 class Retention:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, generations: Generations) -> None:
         self.redis = redis
+        self.generations = generations
         self._drop = redis.register_script(_DROP_LUA)
 
     async def drop_days_before(self, first_kept_day: int) -> list[int]:
         """Drop every day with data before ``first_kept_day``; returns the days dropped."""
+        await self.generations.sync()
+        keys = self.generations.keys
         raw: list[Any] = await self.redis.zrangebyscore(
             keys.data_days(), "-inf", first_kept_day - 1
         )

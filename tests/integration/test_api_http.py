@@ -21,11 +21,14 @@ from redis.asyncio import Redis
 from aggregators.model import Event, LatencyEvent, SessionEvent
 from aggregators.ops import plan_batch
 from aggregators.store import RollupStore
+from aggregators.store.keys import Keyspace
 from api.app import create_app
 from insights import devstack
 from insights.settings import Settings
 from streams.decoding import decode_message
 from tests.golden_fixture import T1, T2, T3, build_events
+
+KEYS = Keyspace()  # generation 0, the live one of a fresh store
 
 pytestmark = pytest.mark.integration
 
@@ -176,6 +179,9 @@ async def test_store_down_is_503_quickly_and_validation_still_works(dead_store_u
         ready = await client.get("/readyz")
         assert ready.status == 503
         assert "127.0.0.1" not in await ready.text()  # unauthenticated: no internal address
+        body = await ready.json()
+        assert body["redis"] in ("unreachable", "timeout")
+        assert (body["ready"], body["status"], body["workers"]) == (False, "unavailable", None)
         assert (await client.get("/healthz")).status == 200
     finally:
         await client.close()
@@ -442,13 +448,12 @@ async def test_validation_over_http(
 async def test_unreadable_stored_parameters_are_the_specs_500(
     api: tuple[Client, RollupStore], redis_client: Redis
 ) -> None:
-    from aggregators.store import keys
 
     client, store = api
     day = int(NOW.timestamp()) // 86_400 - 3
     await store.apply(plan_batch([_active(U[0], datetime.fromtimestamp(day * 86_400 + 3600, UTC))]))
-    await redis_client.hset(keys.day_builds(day), f"{T1}|w|1", b'{"t":"1","i":"x","p":"not json"}')
-    await redis_client.incr(keys.day_builds_version(day))
+    await redis_client.hset(KEYS.day_builds(day), f"{T1}|w|1", b'{"t":"1","i":"x","p":"not json"}')
+    await redis_client.incr(KEYS.day_builds_version(day))
     status, body = await _get(
         client, f"/api/v2/insights/templates?{WEEK}", **{"Coder-Session-Token": TOKEN}
     )

@@ -11,7 +11,10 @@ from aggregators.model import BuildEvent, LatencyEvent, SessionEvent
 from aggregators.ops import plan_batch
 from aggregators.queries import Window, user_activity_report
 from aggregators.reader import WindowReader
-from aggregators.store import RollupStore, keys
+from aggregators.store import RollupStore
+from aggregators.store.keys import Keyspace
+
+KEYS = Keyspace()  # generation 0, the live one of a fresh store
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +48,14 @@ async def test_days_before_the_horizon_go_whole_and_newer_days_stay(redis_client
 
     left = {k.decode() for k in await redis_client.keys("*")}
     for day in (DAY - 3, DAY - 2):
-        kept = {k for k in left if k.startswith(keys.day_prefix(day))}
-        shared_frames = {k for k in kept if k.startswith(keys.day_frame(day, ""))}  # TTL'd
+        kept = {k for k in left if k.startswith(KEYS.day_prefix(day))}
+        shared_frames = {k for k in kept if k.startswith(KEYS.day_frame(day, ""))}  # TTL'd
         assert kept - shared_frames == {
-            keys.day_version(day),  # the counters move on, so no cache takes old frames
-            keys.day_builds_version(day),
+            KEYS.day_version(day),  # the counters move on, so no cache takes old frames
+            KEYS.day_builds_version(day),
         }
     for day in (DAY - 1, DAY):
-        assert keys.cell(day, T, U) in left and keys.day_builds(day) in left
+        assert KEYS.cell(day, T, U) in left and KEYS.day_builds(day) in left
     # the same reader, holding frames of the dropped days, answers from what remains
     assert [await _seconds(reader, d) for d in range(DAY - 3, DAY + 1)] == [0, 0, 60, 60]
     assert await store.retention.drop_days_before(DAY - 1) == []

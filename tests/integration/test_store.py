@@ -11,7 +11,10 @@ from aggregators.model import AppUsageEvent, LatencyEvent, SessionEvent
 from aggregators.ops import plan_batch
 from aggregators.queries import Window, user_activity_report
 from aggregators.reader import WindowReader
-from aggregators.store import RollupStore, keys
+from aggregators.store import RollupStore
+from aggregators.store.keys import ALL, Keyspace
+
+KEYS = Keyspace()  # generation 0, the live one of a fresh store
 
 pytestmark = pytest.mark.integration
 
@@ -83,16 +86,16 @@ async def test_keys_written_by_the_scripts_are_the_ones_keys_py_names(redis_clie
     store = RollupStore(redis_client)
     await store.apply(plan_batch([_report(1, 1), LatencyEvent("l", DAY_US, U, T1, "w", "a", 5.0)]))
     expected = {
-        keys.day_templates(DAY),
-        keys.day_cells(DAY),
-        keys.cell(DAY, T1, U),
-        keys.cell_latency(DAY, T1, U),
-        keys.day_sums(DAY),
-        keys.users(),
-        keys.data_days(),
-        keys.day_version(DAY),
-        keys.users_version(),
-        *(keys.day_agg(DAY, scope, part) for scope in (T1, keys.ALL) for part in "amxl"),
+        KEYS.day_templates(DAY),
+        KEYS.day_user_templates(DAY),
+        KEYS.cell(DAY, T1, U),
+        KEYS.latency_guards(DAY, T1, U),
+        KEYS.users(),
+        KEYS.data_days(),
+        KEYS.day_version(DAY),
+        KEYS.users_version(),
+        *(KEYS.day_agg(DAY, T1, part) for part in "amxl"),
+        *(KEYS.day_agg(DAY, ALL, part) for part in "amx"),  # latency has no all-scope copy
     }
     actual = {k.decode() for k in await redis_client.keys("*")}
     assert actual == expected
@@ -134,9 +137,9 @@ async def test_cached_profiles_follow_renames_only(redis_client: Redis) -> None:
 
     await store.apply(plan_batch([_report(1, 1)._replace(username="before")]))
     assert await names() == ["before"]
-    version = await redis_client.get(keys.users_version())
+    version = await redis_client.get(KEYS.users_version())
     await store.apply(plan_batch([_report(2, 1)._replace(username="before")]))
-    assert await redis_client.get(keys.users_version()) == version  # newer, same name
+    assert await redis_client.get(KEYS.users_version()) == version  # newer, same name
     await store.apply(plan_batch([_report(3, 1)._replace(username="after")]))
     assert await names() == ["after"]
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aggregators.model import BuildEvent, BuildParameter, ParameterOption
 from aggregators.ops import MetaUpdate
-from aggregators.records import HalfHourCell
+from aggregators.records import HalfHourCell, LatencyCounts
 from aggregators.store import codec
 
 T, W, U = "t-1", "w-1", "u-1"
@@ -14,9 +15,16 @@ T, W, U = "t-1", "w-1", "u-1"
 
 def test_cell_fields_decode_per_half_hour() -> None:
     raw = {"3|a": "7", "3|c": "1", "3|u": "4", "3|k|3": "6", "3|p|app1": "4", "47|a": "1"}
-    cells = codec.cell(raw)
+    raw["5|l"] = codec.pack_bins({130: 2, 131: 1})
+    cells, latency = codec.cell(raw)
     assert cells[3] == HalfHourCell(7, True, 4, [0, 0, 0, 6, 0], {"app1": 4})
     assert cells[47] == HalfHourCell(agent=1)
+    assert 5 not in cells
+    assert latency == {5: {"130": 2, "131": 1}}
+
+
+def test_cell_members_come_from_the_user_templates_hash() -> None:
+    assert codec.cell_members({b"u2": b"t1", "u1": "t2|t1"}) == ["t1|u1", "t1|u2", "t2|u1"]
 
 
 def test_tool_minutes_split_kinds_apps_and_runs() -> None:
@@ -26,9 +34,44 @@ def test_tool_minutes_split_kinds_apps_and_runs() -> None:
     assert x.runs == {"app1": {U: 6}}
 
 
-def test_latency_samples_keep_their_half_hour() -> None:
-    assert codec.latency_samples({"5|ab12": "130", "6|cd34": "130"}) == [(5, "130"), (6, "130")]
-    assert codec.latency_bins({U: '{"130": 2}'}) == {U: {"130": 2}}
+def _rows(counts: LatencyCounts) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for i, b, n in zip(counts.user, counts.bins, counts.counts, strict=True):
+        per = out.setdefault(counts.users[i], {})
+        per[str(b)] = per.get(str(b), 0) + int(n)
+    return out
+
+
+@given(
+    st.dictionaries(
+        st.text("abc", min_size=1, max_size=3),
+        st.dictionaries(
+            st.one_of(st.integers(-200, 1200), st.integers(-(10**9), 10**9)),
+            st.one_of(st.integers(1, 3), st.integers(1, 10**12)),
+            min_size=1,
+            max_size=80,
+        ),
+        max_size=8,
+    )
+)
+def test_day_bins_decode_for_all_users_at_once_as_one_by_one(
+    per_user: dict[str, dict[int, int]],
+) -> None:
+    raw = {u: codec.pack_bins(bins) for u, bins in per_user.items()}
+    expected = {u: codec.unpack_bins(text) for u, text in raw.items()}
+    assert _rows(codec.latency_counts(raw)) == expected
+
+
+@given(st.dictionaries(st.integers(-(10**6), 10**6), st.integers(1, 10**9), max_size=300))
+def test_packed_bins_round_trip(bins: dict[int, int]) -> None:
+    packed = codec.pack_bins(bins)
+    assert packed.isascii() and packed.isprintable()
+    assert codec.unpack_bins(packed) == {str(b): n for b, n in bins.items()}
+
+
+def test_packed_bins_take_one_character_per_close_small_entry() -> None:
+    assert len(codec.pack_bins({b: 3 for b in range(200, 240)})) == 3 + 39
+    assert len(codec.pack_bins({200: 1, 205: 1, 206: 4})) == 3 + 2 + 2
 
 
 def test_build_upsert_round_trips_through_the_stored_payload() -> None:
@@ -37,8 +80,10 @@ def test_build_upsert_round_trips_through_the_stored_payload() -> None:
     event = BuildEvent("id-1", 1_700_000_000_000_000, T, W, U, 4, (param,))
     op = codec.build_op(event)
     assert op[:4] == ["b", f"{T}|{W}|4", "1700000000000000", "id-1"]
-    stored = orjson.dumps({"t": op[2], "i": op[3], "p": op[4]})
-    build = codec.stored_build(str(op[1]), stored)
+    stored = op[4]
+    defs = codec.param_defs(dict(op[5]))  # type: ignore[call-overload]
+    assert len(defs) == 1 and "value" not in next(iter(defs.values()))
+    build = codec.stored_build(str(op[1]), stored, defs)
     assert (build.template_id, build.workspace_id, build.build_number) == (T, W, 4)
     assert build.time_us == event.time_us
     assert [u.value for u in build.parameters] == ["eu"]
