@@ -111,7 +111,13 @@ class _Planner:
 
     def latency(self, e: LatencyEvent) -> None:
         day, hh, _ = split_minute(minute_of_us(e.time_us))
-        digest = hashlib.blake2b(e.id.encode(), digest_size=8).hexdigest()
+        # A signed 64-bit integer (as text): the script's guard sets then stay intsets,
+        # 8 bytes a sample.
+        digest = str(
+            int.from_bytes(
+                hashlib.blake2b(e.id.encode(), digest_size=8).digest(), "little", signed=True
+            )
+        )
         op: Op = ["l", e.template_id, e.user_id, hh, digest, bin_of(e.latency_ms)]
         self.latency_ops.setdefault(day, []).append(op)
 

@@ -297,12 +297,14 @@ _DAY_TAG = re.compile(r"\{d\d+\}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HEX = re.compile(r"(?<![0-9a-z])[0-9a-f]{12,}(?![0-9a-z])")
 _TEMPLATE_IDS = frozenset(t.template_id for t in TEMPLATES)
+_HALF_HOUR = re.compile(r"(<u>):\d{1,2}$")  # per half-hour keys (latency guards)
 
 
 def family(key: str) -> str:
     """The key with its day tag, template ids, user ids and digests replaced by placeholders."""
     key = _DAY_TAG.sub("{d*}", key)
     key = _UUID.sub(lambda m: "<t>" if m.group(0) in _TEMPLATE_IDS else "<u>", key)
+    key = _HALF_HOUR.sub(r"\1:<hh>", key)
     return _HEX.sub("<h>", key)
 
 

@@ -3,7 +3,7 @@
 The field layouts written by ``rollup.lua`` and ``meta.lua`` are decoded here
 and nowhere else:
 
-* cell hash ``c:<t>:<u>``: ``<hh>|a`` agent minutes, ``<hh>|c`` connected flag,
+* cell hash ``c:<t>:<u>``: ``<hh>|a`` agent minutes with the connected flag as bit 30,
   ``<hh>|u`` union of app minutes, ``<hh>|k|<i>`` builtin kind i,
   ``<hh>|p|<app key>`` one app (all 30-bit minute masks), ``<hh>|l`` the
   half-hour's latency bins (``unpack_bins``);
@@ -39,6 +39,8 @@ from aggregators.records import Bins, Catalogue, HalfHourCell, LatencyCounts, To
 from aggregators.reports import Profile
 
 SEP = "|"  # field separator inside hash fields; ids never contain it
+_CONNECTED = 1 << 30  # bit of a cell's agent field: some report had a connection
+_MINUTES = _CONNECTED - 1
 SPAN_FIELD = "h"  # of the all-scope x aggregate: 48-bit mask of half-hours holding data
 Hash = dict[str, str]
 
@@ -137,9 +139,8 @@ def cell(raw: Hash) -> tuple[dict[int, HalfHourCell], dict[int, Bins]]:
             st = out[hh] = HalfHourCell()
         value = int(value_text)
         if part == "a":
-            st.agent = value
-        elif part == "c":
-            st.connected = value == 1
+            st.agent = value & _MINUTES
+            st.connected = value >= _CONNECTED
         elif part == "u":
             st.apps_union = value
         elif part.startswith("k" + SEP):

@@ -27,7 +27,9 @@ for i = 1, #ut, 2 do
   local u = ut[i]
   for t in string.gmatch(ut[i + 1], '[^|]+') do
     drop(P .. 'c:' .. t .. ':' .. u)
-    drop(P .. 'l:' .. t .. ':' .. u)
+    local guards = {}
+    for hh = 0, 47 do guards[hh + 1] = P .. 'l:' .. t .. ':' .. u .. ':' .. hh end
+    removed = removed + redis.call('UNLINK', unpack(guards))
   end
 end
 for _, suffix in ipairs({'tpls', 'ut', 'builds', 'pdefs'}) do

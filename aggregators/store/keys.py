@@ -77,10 +77,11 @@ class Keyspace:
         (minute masks, and ``<hh>|l`` the half-hour's packed latency bins)."""
         return self.day_prefix(day) + f"c:{template_id}:{user_id}"
 
-    def latency_guards(self, day: int, template_id: str, user_id: str) -> str:
-        """Hash event id digest -> ``""``: latency samples already counted.  Expires a dedupe
-        horizon after its last write (the one state that grows with every sample)."""
-        return self.day_prefix(day) + f"l:{template_id}:{user_id}"
+    def latency_guards(self, day: int, template_id: str, user_id: str, hh: int | str) -> str:
+        """Set of the 64-bit id digests of one half-hour's latency samples already counted
+        (an intset: 8 bytes a sample).  Expires a dedupe horizon after its last write: the
+        one state that grows with every sample.  ``hh`` may be a glob (``"*"``)."""
+        return self.day_prefix(day) + f"l:{template_id}:{user_id}:{hh}"
 
     def day_agg(self, day: int, scope: str, part: str) -> str:
         """Day aggregate hash.  ``scope`` is a template id or ``all``; ``part`` one of

@@ -14,7 +14,7 @@
 --
 -- Idempotence by construction: cell minutes are OR-ed bitmasks, the
 -- connection flag only turns on, and latency samples are guarded by their
--- event-id digest (HSETNX).  The guards are the one state that grows with
+-- event-id digest (SADD).  The guards are the one state that grows with
 -- every sample, so each guard hash expires a dedupe horizon after its last
 -- write: a redelivery within the horizon changes nothing, an older re-read
 -- goes through a rebuild.  Every aggregate moves by the delta between the
@@ -103,10 +103,20 @@ local function usage_of(agent, connected, apps)
   return pop(apps)
 end
 
+-- Field "<hh>|a" holds the agent minutes (bits 0-29) and the connected flag
+-- (bit 30): one field instead of two.
+local CONNECTED = 2 ^ 30
+
+local function agent_of(raw)
+  if raw >= CONNECTED then return raw - CONNECTED, 1 end
+  return raw, 0
+end
+
 local function usage_in(hh)
   return function(ck)
-    local cur = redis.call('HMGET', ck, hh .. '|a', hh .. '|c', hh .. '|u')
-    return usage_of(num(cur[1]), num(cur[2]), num(cur[3]))
+    local cur = redis.call('HMGET', ck, hh .. '|a', hh .. '|u')
+    local agent, connected = agent_of(num(cur[1]))
+    return usage_of(agent, connected, num(cur[2]))
   end
 end
 
@@ -123,8 +133,8 @@ end
 
 local function kind_in(hh, i)
   return function(ck)
-    local cur = redis.call('HMGET', ck, hh .. '|c', hh .. '|k|' .. i)
-    if num(cur[1]) ~= 1 then return 0 end
+    local cur = redis.call('HMGET', ck, hh .. '|a', hh .. '|k|' .. i)
+    if num(cur[1]) < CONNECTED then return 0 end
     return pop(num(cur[2]))
   end
 end
@@ -158,19 +168,16 @@ local function apply_session(op)
   local t, u, hh, amask, conn = op[2], op[3], op[4], op[5], op[6]
   local ck = P .. 'c:' .. t .. ':' .. u
   local hp = hh .. '|'
-  local cur = redis.call('HMGET', ck, hp .. 'a', hp .. 'c', hp .. 'u')
-  local a0, c0, apps = num(cur[1]), num(cur[2]), num(cur[3])
+  local cur = redis.call('HMGET', ck, hp .. 'a', hp .. 'u')
+  local a0, c0 = agent_of(num(cur[1]))
+  local apps = num(cur[2])
   local a1 = bor(a0, amask)
   local c1 = c0
   if conn == 1 then c1 = 1 end
   touch(t, u, hh)
   local changed = 0
-  if a1 ~= a0 then
-    redis.call('HSET', ck, hp .. 'a', a1)
-    changed = 1
-  end
-  if c1 ~= c0 then
-    redis.call('HSET', ck, hp .. 'c', 1)
+  if a1 ~= a0 or c1 ~= c0 then
+    redis.call('HSET', ck, hp .. 'a', string.format('%.0f', a1 + c1 * CONNECTED))
     changed = 1
   end
   for i = 0, 4 do
@@ -210,8 +217,9 @@ local function apply_app(op)
     -- Run masks are never capped: readers OR the templates' for the all scope.
     setbit48(P .. 'g:' .. t .. ':x', 'r|' .. key .. '|' .. u, hh)
   end
-  local cur = redis.call('HMGET', ck, hp .. 'a', hp .. 'c', hp .. 'u')
-  local a, c, apps0 = num(cur[1]), num(cur[2]), num(cur[3])
+  local cur = redis.call('HMGET', ck, hp .. 'a', hp .. 'u')
+  local a, c = agent_of(num(cur[1]))
+  local apps0 = num(cur[2])
   local apps1 = bor(apps0, mask)
   if apps1 ~= apps0 then
     redis.call('HSET', ck, hp .. 'u', apps1)
@@ -325,15 +333,15 @@ local function flush_bins()
   end
 end
 
--- Latency guards (hash "l:<t>:<u>": event-id digest -> "") are the one state
--- that grows with every sample: each guard hash expires HORIZON seconds after
--- its last write.
+-- Latency guards (set "l:<t>:<u>:<hh>" of 64-bit event-id digests, small
+-- enough per half-hour to stay an intset) are the one state that grows with
+-- every sample: each set expires HORIZON seconds after its last write.
 local guarded = {}
 
 local function apply_latency(op)
   local t, u, hh, digest, bin = op[2], op[3], op[4], op[5], op[6]
-  local gk = P .. 'l:' .. t .. ':' .. u
-  if redis.call('HSETNX', gk, digest, '') == 0 then
+  local gk = P .. 'l:' .. t .. ':' .. u .. ':' .. hh
+  if redis.call('SADD', gk, digest) == 0 then
     return 0
   end
   guarded[gk] = true

@@ -56,7 +56,7 @@ async def _quantiles(store: RollupStore) -> list[Any]:
 
 
 async def _guard_keys(redis: Redis) -> list[Any]:
-    return [k async for k in redis.scan_iter(match=Keyspace().latency_guards(DAY, "*", "*"))]
+    return [k async for k in redis.scan_iter(match=Keyspace().latency_guards(DAY, "*", "*", "*"))]
 
 
 async def test_guards_expire_after_the_horizon_and_no_number_moves(redis_client: Redis) -> None:
@@ -65,8 +65,10 @@ async def test_guards_expire_after_the_horizon_and_no_number_moves(redis_client:
     assert await store.apply(plan_batch(events)) > 0
     before = await _quantiles(store)
     assert before[0] != before[1]  # the partial window excludes the first hour's samples
-    (guards,) = await _guard_keys(redis_client)
-    assert 0 < await redis_client.ttl(guards) <= 1
+    guards = await _guard_keys(redis_client)
+    assert len(guards) == 4  # one set per half-hour with samples
+    assert all([0 < await redis_client.ttl(g) <= 1 for g in guards])
+    assert await redis_client.object("encoding", guards[0]) == b"intset"
     assert await store.apply(plan_batch(_samples(240))) == 0  # within the horizon: nothing
 
     for _ in range(60):
@@ -116,7 +118,7 @@ async def test_stores_follow_the_generation_pointer(redis_client: Redis) -> None
     assert str(snapshot.day_versions[DAY]).startswith("g1:")  # no cache takes g0 frames
     assert await redis_client.get(generation_pointer()) == b"1"
     await live.apply(plan_batch(_samples(12, tag="n")))
-    assert [k async for k in redis_client.scan_iter(match=Keyspace(1).latency_guards(DAY, T, U))]
+    assert [k async for k in redis_client.scan_iter(match=Keyspace(1).latency_guards(DAY, T, U, 0))]
 
 
 @settings(

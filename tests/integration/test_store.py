@@ -89,7 +89,7 @@ async def test_keys_written_by_the_scripts_are_the_ones_keys_py_names(redis_clie
         KEYS.day_templates(DAY),
         KEYS.day_user_templates(DAY),
         KEYS.cell(DAY, T1, U),
-        KEYS.latency_guards(DAY, T1, U),
+        KEYS.latency_guards(DAY, T1, U, 0),
         KEYS.users(),
         KEYS.data_days(),
         KEYS.day_version(DAY),

@@ -14,7 +14,7 @@ T, W, U = "t-1", "w-1", "u-1"
 
 
 def test_cell_fields_decode_per_half_hour() -> None:
-    raw = {"3|a": "7", "3|c": "1", "3|u": "4", "3|k|3": "6", "3|p|app1": "4", "47|a": "1"}
+    raw = {"3|a": str(7 | 1 << 30), "3|u": "4", "3|k|3": "6", "3|p|app1": "4", "47|a": "1"}
     raw["5|l"] = codec.pack_bins({130: 2, 131: 1})
     cells, latency = codec.cell(raw)
     assert cells[3] == HalfHourCell(7, True, 4, [0, 0, 0, 6, 0], {"app1": 4})
