@@ -40,6 +40,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from aggregators.model import TOPIC_KINDS
 from aggregators.store import RollupStore, keys
 from aggregators.timebase import NS_PER_MS, NS_PER_US, S_PER_DAY, US_PER_S
+from insights.kafka_client import kafka_client_kwargs
 from insights.settings import Settings
 from streams.batches import RawMessage, decode_batch
 
@@ -100,6 +101,7 @@ class _Reader:
             # Tansu answers a fetch only when its wait expires; Kafka answers sooner.
             fetch_max_wait_ms=100,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            **kafka_client_kwargs(settings),
         )
         self.group = group
         self.partitions: list[TopicPartition] = []
@@ -173,7 +175,9 @@ def _horizon_s(settings: Settings) -> int:
 
 
 async def _live_group_offsets(settings: Settings, tps: list[TopicPartition]) -> dict[Any, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap.split(","), **kafka_client_kwargs(settings)
+    )
     await admin.start()
     try:
         got = await admin.list_consumer_group_offsets(settings.app_id, partitions=tps)
@@ -271,18 +275,21 @@ async def _wait_for_workers(store: RollupStore, generation: int) -> None:
 
 
 async def delete_generations(redis: Redis, keep: int) -> int:
-    """Unlink every key of every generation but ``keep``; returns how many went."""
+    """Unlink every key of every generation but ``keep``, and every key of older store
+    formats (a rebuild is how an upgrade migrates); returns how many went."""
     mine = f"{keys.ROOT}:g{keep}:"
     deleted = 0
     chunk: list[Any] = []
-    async for key in redis.scan_iter(match=f"{keys.ROOT}:g*", count=1000):
-        name = key.decode() if isinstance(key, bytes) else str(key)
-        if name.startswith(mine):
-            continue
-        chunk.append(key)
-        if len(chunk) >= DELETE_CHUNK:
-            deleted += await redis.unlink(*chunk)
-            chunk.clear()
+    patterns = [f"{keys.ROOT}:g*", *(f"cis:{v}:*" for v in keys.OLDER_VERSIONS)]
+    for pattern in patterns:
+        async for key in redis.scan_iter(match=pattern, count=1000):
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            if name.startswith(mine):
+                continue
+            chunk.append(key)
+            if len(chunk) >= DELETE_CHUNK:
+                deleted += await redis.unlink(*chunk)
+                chunk.clear()
     if chunk:
         deleted += await redis.unlink(*chunk)
     return deleted

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 VERSION = "v2"
 ROOT = f"cis:{VERSION}"
+OLDER_VERSIONS = ("v1",)  # formats whose keys a finished rebuild deletes
 ALL = "all"
 
 

@@ -171,6 +171,7 @@ def test_rebuild_after_a_wipe_answers_as_before(
     stack: Stack, before: dict[str, str], redis: Redis
 ) -> None:
     redis.flushdb()  # every rollup lost
+    redis.set("cis:v1:{d19000}:ver", 3)  # a key of the previous format, for the migration
     wiped = stack.get(f"/api/v2/insights/user-activity?{GOLDEN_WEEK}")[1]
     assert wiped["report"]["users"] == []
 
@@ -196,6 +197,7 @@ def test_rebuild_after_a_wipe_answers_as_before(
     time.sleep(1.5)  # API processes re-read the pointer about every second
     assert _answers(stack) == before
     assert _generation_keys(redis) == {1}
+    assert redis.exists("cis:v1:{d19000}:ver") == 0  # the old format's keys went too
 
 
 def test_a_rebuild_that_dies_half_way_resumes_and_ends_identical(
