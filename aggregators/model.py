@@ -33,6 +33,8 @@ class SessionEvent(NamedTuple):
     agent_id: str
     connection_count: int
     kinds_mask: int  # bit i set iff sessions[KINDS[i]] > 0
+    template_name: str | None = None  # optional names of the template (newest wins)
+    organization_name: str | None = None
 
 
 class AppUsageEvent(NamedTuple):
@@ -52,6 +54,8 @@ class AppUsageEvent(NamedTuple):
     started_us: int
     ended_us: int
     requests: int
+    template_name: str | None = None  # optional names of the template (newest wins)
+    organization_name: str | None = None
 
 
 class LatencyEvent(NamedTuple):
@@ -62,6 +66,8 @@ class LatencyEvent(NamedTuple):
     workspace_id: str
     agent_id: str
     latency_ms: float
+    template_name: str | None = None  # optional names of the template (newest wins)
+    organization_name: str | None = None
 
 
 class ParameterOption(NamedTuple):
@@ -88,6 +94,8 @@ class BuildEvent(NamedTuple):
     user_id: str
     build_number: int
     parameters: tuple[BuildParameter, ...]
+    template_name: str | None = None  # optional names of the template (newest wins)
+    organization_name: str | None = None
 
 
 Event = SessionEvent | AppUsageEvent | LatencyEvent | BuildEvent

@@ -41,16 +41,20 @@ _Newest = tuple[int, str, str, str]  # (time_us, id, name, icon/avatar)
 _Owner = tuple[str, str]  # (user id, "") of a profile; (template id, app key) of an app
 
 
-class MetaUpdate(NamedTuple):
-    """Newest-wins update of a user's profile (``u``) or an app's catalogue entry (``a``)."""
+MetaKind = Literal["u", "a", "t"]
 
-    kind: Literal["u", "a"]
-    owner: str  # user id, or the app's template id
-    app_key: str  # "" for a profile
+
+class MetaUpdate(NamedTuple):
+    """Newest-wins update of a user's profile (``u``), an app's catalogue entry (``a``) or
+    a template's names (``t``)."""
+
+    kind: MetaKind
+    owner: str  # user id, the app's template id, or the template id
+    app_key: str  # "" for a profile and a template
     time_us: int
     event_id: str
-    name: str
-    icon: str  # avatar URL of a profile
+    name: str  # username, app display name, or template name
+    icon: str  # avatar URL of a profile, app icon, or organization name
 
 
 @dataclass
@@ -74,6 +78,13 @@ class _Planner:
     builds: dict[int, list[BuildEvent]] = field(default_factory=dict)
     profiles: dict[_Owner, _Newest] = field(default_factory=dict)
     catalogue: dict[_Owner, _Newest] = field(default_factory=dict)
+    template_names: dict[_Owner, _Newest] = field(default_factory=dict)
+
+    def names(self, e: Event) -> None:
+        """The newest event that names its template decides the template's names."""
+        if e.template_name is not None or e.organization_name is not None:
+            newest = (e.time_us, e.id, e.template_name or "", e.organization_name or "")
+            _newest(self.template_names, (e.template_id, ""), newest)
 
     def session(self, e: SessionEvent) -> None:
         _newest(self.profiles, (e.user_id, ""), (e.time_us, e.id, e.username, e.avatar_url))
@@ -135,6 +146,7 @@ class _Planner:
         out.builds = self.builds
         out.meta.extend(_meta_updates("u", self.profiles))
         out.meta.extend(_meta_updates("a", self.catalogue))
+        out.meta.extend(_meta_updates("t", self.template_names))
         return out
 
 
@@ -144,7 +156,7 @@ def _newest(table: dict[_Owner, _Newest], key: _Owner, entry: _Newest) -> None:
         table[key] = entry
 
 
-def _meta_updates(kind: Literal["u", "a"], table: dict[_Owner, _Newest]) -> Iterable[MetaUpdate]:
+def _meta_updates(kind: MetaKind, table: dict[_Owner, _Newest]) -> Iterable[MetaUpdate]:
     for (owner, app_key), (time_us, id_, name, icon) in table.items():
         yield MetaUpdate(kind, owner, app_key, time_us, id_, name, icon)
 
@@ -159,4 +171,6 @@ def plan_batch(events: Iterable[Event]) -> BatchPlan:
     }
     for event in events:
         handlers[type(event)](event)  # type: ignore[operator]
+        if event.template_name is not None or event.organization_name is not None:
+            planner.names(event)
     return planner.plan()

@@ -176,3 +176,36 @@ def replay(from_time: datetime) -> None:
         f"replayed {result.messages:,} messages ({result.events:,} events) "
         f"from {result.partitions} partitions"
     )
+
+
+@main.command("schema")
+@click.argument("topic", required=False)
+@click.option(
+    "--write",
+    "write_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="write <topic>.json into this directory instead of printing (make schemas)",
+)
+def schema_command(topic: str | None, write_dir: Path | None) -> None:
+    """Print the JSON Schema of a TOPIC's messages (sessions, app_usage, latency, builds),
+    or of every input topic as one JSON object keyed by topic."""
+    from aggregators.model import TOPIC_KINDS
+    from streams.decoding import schema
+
+    kinds: tuple[str, ...] = TOPIC_KINDS
+    if topic is not None:
+        kind = topic.removeprefix(Settings().topic_prefix)
+        if kind not in TOPIC_KINDS:
+            raise click.BadParameter(
+                f"{topic!r} is not an input topic; expected one of {', '.join(TOPIC_KINDS)}",
+                param_hint="TOPIC",
+            )
+        kinds = (kind,)
+    if write_dir is not None:
+        for path in schema.write_schemas(write_dir, kinds):
+            click.echo(f"wrote {path}", err=True)
+    elif topic is None:
+        click.echo(schema.schema_text(schema.all_schemas()), nl=False)
+    else:
+        click.echo(schema.schema_text(schema.topic_schema(kinds[0])), nl=False)

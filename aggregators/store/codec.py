@@ -214,6 +214,15 @@ def catalogue(raw: Any) -> Catalogue:
     return out
 
 
+def template_names(raw: Any) -> dict[str, tuple[str, str]]:
+    """Template id -> (template name, organization name), as the newest naming event said."""
+    out = {}
+    for template, value in raw.items():
+        entry = orjson.loads(value)
+        out[text(template)] = (entry["n"], entry["c"])
+    return out
+
+
 def profiles(raw: Any) -> dict[str, Profile]:
     out = {}
     for user, value in raw.items():
@@ -283,6 +292,7 @@ def versions(raw: Mapping[int, Any]) -> dict[int, str | None]:
 
 
 def meta_op(update: MetaUpdate) -> list[object]:
-    """``meta.lua``'s newest-wins upsert of a profile (``u``) or catalogue entry (``a``)."""
-    fld = update.owner if update.kind == "u" else pair_field(update.owner, update.app_key)
+    """``meta.lua``'s newest-wins upsert of a profile (``u``), a catalogue entry (``a``) or
+    a template's names (``t``)."""
+    fld = update.owner if update.kind != "a" else pair_field(update.owner, update.app_key)
     return [update.kind, fld, str(update.time_us), update.event_id, update.name, update.icon]

@@ -120,6 +120,14 @@ class Keyspace:
         """Counter bumped whenever a user's rendered name or avatar changes (or a user appears)."""
         return f"{self.root}:{{meta}}:usersver"
 
+    def template_names(self) -> str:
+        """Hash template id -> newest ``{"n": template name, "c": organization name}``."""
+        return f"{self.root}:{{meta}}:tnames"
+
+    def template_names_version(self) -> str:
+        """Counter bumped whenever a template's names change (or a named template appears)."""
+        return f"{self.root}:{{meta}}:tnamesver"
+
     def users(self) -> str:
         """Hash user id -> newest profile JSON."""
         return f"{self.root}:{{meta}}:users"

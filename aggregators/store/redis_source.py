@@ -110,6 +110,10 @@ class RedisSource:
     async def catalogue(self) -> Catalogue:
         return codec.catalogue(await self.redis.hgetall(self.keys.app_catalogue()))
 
+    async def template_names(self) -> dict[str, tuple[str, str]]:
+        """Template id -> (template name, organization name) of templates some event named."""
+        return codec.template_names(await self.redis.hgetall(self.keys.template_names()))
+
     async def profiles(self) -> dict[str, Profile]:
         return codec.profiles(await self.redis.hgetall(self.keys.users()))
 

@@ -67,6 +67,8 @@ class RollupWriter:
                 keys.app_catalogue(),
                 keys.catalogue_version(),
                 keys.users_version(),
+                keys.template_names(),
+                keys.template_names_version(),
             ]
             ops_json = orjson.dumps([codec.meta_op(m) for m in plan.meta])
             await self._meta(keys=meta_keys, args=[ops_json], client=pipe)

@@ -29,6 +29,7 @@ from streams.decoding.fields import (
     _nonempty_str,
     _not_future,
     _opt_count,
+    _opt_name,
     _opt_str,
     _str,
     _time,
@@ -82,6 +83,8 @@ def _session(obj: JsonObject, limit_us: int) -> SessionEvent:
             _uuid(obj, "agent_id"),
             _count(obj, "connection_count"),
             _kinds_mask(obj),
+            _opt_name(obj, "template_name"),
+            _opt_name(obj, "organization_name"),
         )
     )
 
@@ -140,6 +143,8 @@ def _app_usage(obj: JsonObject, limit_us: int) -> AppUsageEvent:
             started_us,
             ended_us,
             _opt_count(obj, "requests"),
+            _opt_name(obj, "template_name"),
+            _opt_name(obj, "organization_name"),
         )
     )
 
@@ -167,6 +172,8 @@ def _latency(obj: JsonObject, limit_us: int) -> LatencyEvent:
             _uuid(obj, "workspace_id"),
             _uuid(obj, "agent_id"),
             _latency_ms(obj),
+            _opt_name(obj, "template_name"),
+            _opt_name(obj, "organization_name"),
         )
     )
 
@@ -235,6 +242,8 @@ def _build(obj: JsonObject, limit_us: int) -> BuildEvent:
             _uuid(obj, "user_id"),
             _build_number(obj),
             _each_object(_array_items(obj, "parameters", required=True), "parameters", _parameter),
+            _opt_name(obj, "template_name"),
+            _opt_name(obj, "organization_name"),
         )
     )
 

@@ -20,6 +20,7 @@ from streams.decoding.limits import (
     BAD_VALUE,
     FUTURE_TIME,
     MAX_ID_CHARS,
+    MAX_NAME_CHARS,
     MISSING_FIELD,
 )
 
@@ -88,6 +89,18 @@ def _opt_str(obj: JsonObject, key: str) -> str:
     if value is None:
         return ""
     raise _Invalid(BAD_TYPE, key, f"expected a string or null, got {_json_type(value)}")
+
+
+def _opt_name(obj: JsonObject, key: str) -> str | None:
+    """An optional name of at most ``MAX_NAME_CHARS`` characters: absent or null is None."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise _Invalid(BAD_TYPE, key, f"expected a string or null, got {_json_type(value)}")
+    if len(value) > MAX_NAME_CHARS:
+        raise _Invalid(BAD_VALUE, key, f"must be at most {MAX_NAME_CHARS} characters")
+    return value
 
 
 def _count(obj: JsonObject, key: str) -> int:

@@ -12,6 +12,7 @@ MAX_EVENT_BYTES = 64 << 10  # 64 KiB per event
 DEFAULT_MAX_FUTURE_US = 300_000_000  # 5 minutes
 MAX_LATENCY_MS = 600_000
 MAX_ID_CHARS = 128
+MAX_NAME_CHARS = 256  # optional template_name / organization_name
 
 # One report expands into one rollup operation per half-hour it spans, so an
 # absurd span (started_at in 1970) would cost about a million operations.

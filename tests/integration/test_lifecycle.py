@@ -145,3 +145,16 @@ async def test_script_packs_bins_the_way_the_codec_reads_them(
         await store.apply(plan_batch(events[part::calls]))
     raw = await redis_client.hget(Keyspace().cell(DAY, T, U), "0|l")
     assert codec.unpack_bins(raw.decode()) == expected
+
+
+async def test_the_newest_event_naming_a_template_decides_its_names(redis_client: Redis) -> None:
+    store = RollupStore(redis_client)
+    named = _session(1)._replace(template_name="python-dev", organization_name="coder")
+    older = _session(0)._replace(id="s-old", template_name="old-name", organization_name="")
+    unnamed = _session(5)  # names nothing: changes nothing
+    await store.apply(plan_batch([named, unnamed]))
+    await store.apply(plan_batch([older]))  # older, applied later: loses
+    assert await store.source.template_names() == {T: ("python-dev", "coder")}
+    renamed = LatencyEvent("l-new", DAY_US + 9 * MIN_US, U, T, "w", "a", 5.0, "py", None)
+    await store.apply(plan_batch([renamed]))
+    assert await store.source.template_names() == {T: ("py", "")}
