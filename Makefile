@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit integration e2e bench bench-coder bench-live bench-memory clean
+.PHONY: install up test lint typecheck unit integration e2e bench bench-coder bench-live bench-memory schemas clean redis-server
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Debian's redis-server (built with TLS) for the Redis TLS tests, installed with apt-get when
+# missing; INSIGHTS_TEST_NO_APT=1 installs nothing and those tests are skipped.
+redis-server:
+	sh tests/integration/install_redis_server.sh
 
 # Broker + Redis (embedded) + worker + API with demo data on http://127.0.0.1:8080
 up: $(STAMP)
@@ -30,14 +35,14 @@ typecheck: $(STAMP)
 	$(BIN)/mypy bench
 
 # pytest exits 5 when it collected no test: treat that as a failure, never a pass.
-test: lint typecheck
+test: lint typecheck redis-server
 	$(BIN)/pytest -q -ra; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) redis-server
 	$(BIN)/pytest -q tests/integration
 
 e2e: $(STAMP)
@@ -65,6 +70,11 @@ bench-coder: $(STAMP)
 bench-memory: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/bench_memory.py $(ARGS)
+
+# The JSON Schemas of the input topics (docs/schemas/<topic>.json), generated from the
+# field table in streams/decoding/schema.py; tests/unit/test_schemas.py fails when they are stale.
+schemas: $(STAMP)
+	$(BIN)/insights schema --write docs/schemas
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -11,11 +11,13 @@ from redis.asyncio import Redis
 
 from aggregators.reader import WindowReader
 from aggregators.store import RollupStore
-from api import views
+from api import coder_metrics, views
 from api.auth import TokenRegistry
 from api.context import BROKER, CLOCK, READER, SETTINGS, STORE, TOKENS
 from api.readiness import BrokerProbe
 from api.request_id import request_id_middleware
+from insights.kafka_client import kafka_client_kwargs
+from insights.redis_client import create_redis
 from insights.settings import Settings
 
 
@@ -24,9 +26,10 @@ def _utc_now() -> datetime:
 
 
 def redis_client(settings: Settings) -> Redis:
-    """A pool whose every wait is bounded, so a dead store answers 503, never hangs."""
-    return Redis.from_url(
-        settings.redis_url,
+    """A pool whose every wait is bounded, so a dead store answers 503, never hangs (the
+    credentials and TLS of ``INSIGHTS_REDIS_*`` apply, as to every client)."""
+    return create_redis(
+        settings,
         socket_timeout=settings.store_timeout_s,
         socket_connect_timeout=settings.store_timeout_s,
         retry_on_timeout=False,
@@ -48,7 +51,10 @@ def create_app(
         settings.api_tokens, settings.api_token_file
     )
     app[BROKER] = BrokerProbe.from_bootstrap(
-        settings.kafka_bootstrap, settings.readiness_broker_timeout_s
+        settings.kafka_bootstrap,
+        settings.readiness_broker_timeout_s,
+        # The check connects as the workers do: TLS and SASL included.
+        security=kafka_client_kwargs(settings) if settings.kafka_bootstrap else None,
     )
     app.on_cleanup.append(_close_broker_probe)
     if store is not None:
@@ -56,8 +62,19 @@ def create_app(
         app[READER] = _reader(settings, store)
     else:
         app.cleanup_ctx.append(_store_ctx)
+    if settings.coder_metrics_refresh_s > 0:
+        app.cleanup_ctx.append(coder_metrics.refresher_ctx)  # after the store's
     app.on_startup.append(_tune_gc)
     views.setup_routes(app)
+    return app
+
+
+def create_metrics_app(settings: Settings) -> web.Application:
+    """``GET /metrics`` alone, behind the same token: a worker's endpoint
+    (``INSIGHTS_WORKER_METRICS_PORT``)."""
+    app = web.Application(middlewares=[request_id_middleware])
+    app[SETTINGS] = settings
+    app.router.add_get("/metrics", views.metrics_view)
     return app
 
 

@@ -5,23 +5,39 @@ they can only consume while the broker answers. ``/readyz`` therefore names each
 state (``api.views.readyz``); states are fixed words, never addresses or error texts.
 
 The broker check is what every Kafka client does first: connect to a bootstrap server and
-exchange ApiVersions, bounded by ``INSIGHTS_READINESS_BROKER_TIMEOUT_S``. Its result is
-kept for :data:`BROKER_CACHE_S`, and concurrent readiness requests share one check, so a
-probe storm costs the broker at most one connection per bootstrap server per period.
-Without ``INSIGHTS_KAFKA_BOOTSTRAP`` the broker's state is ``unknown`` and does not count.
+exchange ApiVersions, bounded by ``INSIGHTS_READINESS_BROKER_TIMEOUT_S``. It connects with
+the workers' security options (``insights.kafka_client``): with ``SSL`` / ``SASL_SSL`` the
+TLS handshake verifies the broker's certificate and host name, and with ``SASL_*`` the
+SASL handshake and authentication follow ApiVersions, so ``ok`` means the broker accepted
+these credentials. A broker that answers but refuses the TLS handshake, the mechanism or
+the credentials is ``error``. The result is kept for :data:`BROKER_CACHE_S`, and
+concurrent readiness requests share one check, so a probe storm costs the broker at most
+one connection per bootstrap server per period. Without ``INSIGHTS_KAFKA_BOOTSTRAP`` the
+broker's state is ``unknown`` and does not count.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import structlog
 from aiokafka.conn import create_conn
-from aiokafka.errors import KafkaTimeoutError, RequestTimedOutError
-from redis.exceptions import BusyLoadingError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    IllegalSaslStateError,
+    KafkaTimeoutError,
+    RequestTimedOutError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+from redis.exceptions import AuthenticationError, AuthorizationError, BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -29,7 +45,9 @@ OK = "ok"
 UNREACHABLE = "unreachable"
 TIMEOUT = "timeout"
 UNKNOWN = "unknown"  # broker: no bootstrap servers configured
-ERROR = "error"  # Redis: it answered with an error (loading, auth, ...)
+# It answered, with an error: Redis loading or refusing the credentials, a TLS handshake
+# refused (certificate verification), the broker refusing the SASL mechanism or credentials.
+ERROR = "error"
 
 BROKER_CACHE_S = 2.0
 DEFAULT_KAFKA_PORT = 9092
@@ -38,11 +56,24 @@ log = structlog.get_logger("insights.api")
 
 Check = Callable[[str, int, float], Awaitable[None]]
 
+# The broker answered but refused us: TLS verification or SASL.
+_REFUSED: tuple[type[BaseException], ...] = (
+    ssl.SSLError,
+    SaslAuthenticationFailed,
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    UnsupportedSaslMechanismError,
+    IllegalSaslStateError,
+)
+
 
 def store_state(exc: BaseException) -> str:
     """The state word for a failed Redis call."""
-    if isinstance(exc, BusyLoadingError):  # answers, but with an error (a ConnectionError)
+    # It answered, but with an error (redis-py raises these as ConnectionErrors).
+    if isinstance(exc, BusyLoadingError | AuthenticationError | AuthorizationError):
         return ERROR
+    if any(isinstance(e, ssl.SSLError) for e in (exc, exc.__cause__, exc.__context__)):
+        return ERROR  # a TLS handshake refused (redis-py raises it as a ConnectionError)
     if isinstance(exc, TimeoutError | RedisTimeoutError):
         return TIMEOUT
     if isinstance(exc, ConnectionError | RedisConnectionError | OSError):
@@ -70,10 +101,18 @@ def bootstrap_servers(bootstrap: str) -> list[tuple[str, int]]:
     return servers
 
 
-async def kafka_api_versions(host: str, port: int, timeout_s: float) -> None:
-    """Connect and exchange ApiVersions with one broker, then hang up."""
+async def kafka_api_versions(
+    host: str, port: int, timeout_s: float, security: Mapping[str, Any] | None = None
+) -> None:
+    """Connect (TLS when configured), exchange ApiVersions and authenticate (SASL when
+    configured) with one broker, then hang up. ``security``: aiokafka's keyword arguments
+    from ``insights.kafka_client.kafka_client_kwargs``."""
     conn = await create_conn(
-        host, port, client_id="insights-readiness", request_timeout_ms=int(timeout_s * 1000)
+        host,
+        port,
+        client_id="insights-readiness",
+        request_timeout_ms=int(timeout_s * 1000),
+        **(security or {}),
     )
     conn.close()
 
@@ -99,11 +138,17 @@ class BrokerProbe:
         self._running: asyncio.Task[str] | None = None
 
     @classmethod
-    def from_bootstrap(cls, bootstrap: str, timeout_s: float) -> BrokerProbe:
-        return cls(bootstrap_servers(bootstrap), timeout_s)
+    def from_bootstrap(
+        cls, bootstrap: str, timeout_s: float, *, security: Mapping[str, Any] | None = None
+    ) -> BrokerProbe:
+        """``security``: the clients' TLS/SASL options (``kafka_client_kwargs``)."""
+        check: Check = kafka_api_versions
+        if security:
+            check = functools.partial(kafka_api_versions, security=dict(security))
+        return cls(bootstrap_servers(bootstrap), timeout_s, check=check)
 
     async def state(self) -> str:
-        """``ok``, ``unreachable``, ``timeout``, or ``unknown`` without servers."""
+        """``ok``, ``error``, ``unreachable``, ``timeout``, or ``unknown`` without servers."""
         if not self.servers:
             return UNKNOWN
         if self._checked_at is not None and self._clock() - self._checked_at < self._cache_s:
@@ -124,7 +169,7 @@ class BrokerProbe:
         try:
             outcomes = await asyncio.gather(*(self._check_one(h, p) for h, p in self.servers))
             states = [state for state, _ in outcomes]
-            state = OK if OK in states else TIMEOUT if TIMEOUT in states else UNREACHABLE
+            state = next((s for s in (OK, ERROR, TIMEOUT) if s in states), UNREACHABLE)
             if state != self._state:
                 reasons = [reason for _, reason in outcomes if reason]
                 if state == OK:
@@ -143,7 +188,14 @@ class BrokerProbe:
                 await self._check(host, port, self._timeout_s)
         except (TimeoutError, KafkaTimeoutError, RequestTimedOutError):
             return TIMEOUT, f"{host}:{port}: no answer within {self._timeout_s:g}s"
+        except _REFUSED as exc:
+            return ERROR, f"{host}:{port}: refused: {_reason(exc)}"
         except Exception as exc:
-            text = (str(exc) or type(exc).__name__).splitlines()[0][:200]
-            return UNREACHABLE, f"{host}:{port}: {type(exc).__name__}: {text}"
+            return UNREACHABLE, f"{host}:{port}: {_reason(exc)}"
         return OK, ""
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for the log (aiokafka's errors name no credentials)."""
+    text = (str(exc) or type(exc).__name__).splitlines()[0][:200]
+    return f"{type(exc).__name__}: {text}"

@@ -19,6 +19,7 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
+from insights.redis_client import create_redis
 from insights.settings import Settings
 from streams import rebuild as jobs
 
@@ -65,7 +66,7 @@ class _Display:
 
 
 async def _with_redis(settings: Settings, job: Callable[[Redis], Awaitable[T]]) -> T:
-    redis = Redis.from_url(settings.redis_url, socket_timeout=30.0)
+    redis = create_redis(settings, socket_timeout=30.0)
     try:
         return await job(redis)
     finally:

@@ -15,13 +15,14 @@ from pathlib import Path
 
 import structlog
 from aiohttp import web
-from redis.asyncio import Redis
 
 from aggregators.store import RollupStore
 from aggregators.timebase import MS_PER_S, NS_PER_MS
-from api.app import create_app
+from api.app import create_app, create_metrics_app
 from api.server import ApiRunner
 from insights import devstack
+from insights.kafka_client import kafka_client_kwargs
+from insights.redis_client import create_redis, redact_url
 from insights.settings import Settings
 from streams.kafka_admin import create_topics
 
@@ -65,7 +66,7 @@ def start_embedded(
             settings.redis_url = redis.address
             log.info(
                 "embedded Redis-protocol server listening",
-                url=redis.address,
+                url=redact_url(redis.address),
                 pid=redis.pid,
                 data_dir=str(data_dir) if data_dir else "none (not persisted)",
             )
@@ -96,6 +97,17 @@ async def serve_api(settings: Settings) -> web.AppRunner:
         url=f"http://{settings.api_host}:{settings.api_port}",
         readiness_broker=settings.kafka_bootstrap or "not checked (no INSIGHTS_KAFKA_BOOTSTRAP)",
     )
+    return runner
+
+
+async def serve_worker_metrics(settings: Settings) -> web.AppRunner:
+    """A worker's ``GET /metrics`` (``INSIGHTS_WORKER_METRICS_HOST``/``_PORT``)."""
+    runner = ApiRunner(create_metrics_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.worker_metrics_host, settings.worker_metrics_port)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    log.info("worker metrics listening", url=f"http://{host}:{port}/metrics")
     return runner
 
 
@@ -144,14 +156,18 @@ async def run_stack(
 
     stop = asyncio.Event()
     startup = _Startup(stop)
-    redis = Redis.from_url(settings.redis_url)
+    redis = create_redis(settings)
     tasks: list[asyncio.Task[None]] = []
     insights_worker = None
     runner = None
+    metrics_runner = None
     try:
         try:
             await create_topics(
-                settings.kafka_bootstrap, settings.all_topics, settings.topic_partitions
+                settings.kafka_bootstrap,
+                settings.all_topics,
+                settings.topic_partitions,
+                security=kafka_client_kwargs(settings),
             )
             if worker:
                 insights_worker = InsightsWorker(
@@ -159,6 +175,8 @@ async def run_stack(
                 )
                 await insights_worker.start()
                 log.info("worker consuming", topics=settings.all_topics[:-1], pid=os.getpid())
+                if settings.worker_metrics_port is not None:
+                    metrics_runner = await serve_worker_metrics(settings)
             if api:
                 runner = await serve_api(settings)
             if demo_users:
@@ -184,6 +202,8 @@ async def run_stack(
                 await asyncio.gather(*tasks, return_exceptions=True)
                 if runner is not None:
                     await runner.cleanup()
+                if metrics_runner is not None:
+                    await metrics_runner.cleanup()
                 if insights_worker is not None:
                     await insights_worker.stop()
         await redis.aclose()
@@ -201,7 +221,7 @@ async def run_api_only(settings: Settings) -> None:
 
 async def host_worker_alive(settings: Settings, host: str, max_age_s: float) -> bool:
     """Whether a worker on ``host`` wrote a heartbeat within ``max_age_s`` (health checks)."""
-    redis = Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+    redis = create_redis(settings, socket_timeout=3, socket_connect_timeout=3)
     try:
         beats = await RollupStore(redis).heartbeats.read()
     finally:

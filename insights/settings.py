@@ -2,19 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from aggregators.model import TOPIC_KINDS
 
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="INSIGHTS_", extra="ignore")
+    # Validation errors never echo the input: it holds passwords (the Redis URL, SASL).
+    model_config = SettingsConfigDict(
+        env_prefix="INSIGHTS_", extra="ignore", hide_input_in_errors=True
+    )
 
     kafka_bootstrap: str = Field("", description="host:port[,host:port]; empty = embedded broker")
-    redis_url: str = Field("", description="redis://...; empty = embedded server")
+    redis_url: str = Field(
+        "", description="redis[s]://[user:password@]host:port/db; empty = embedded server"
+    )
+    # TLS of rediss:// URLs (insights.redis_client); the files are PEM.
+    redis_tls_ca_file: str = Field("", description="CA bundle; empty = the system's CAs")
+    redis_tls_cert_file: str = Field("", description="client certificate (mutual TLS)")
+    redis_tls_key_file: str = Field("", description="its private key, unless in the cert file")
+    redis_tls_verify: bool = Field(
+        True, description="verify the server's certificate and host name"
+    )
+    # Kafka security (insights.kafka_client builds every client's options from these).
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism = "PLAIN"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_ca_file: str = Field("", description="CA bundle; empty = the system's CAs")
+    kafka_ssl_cert_file: str = Field("", description="client certificate (mutual TLS)")
+    kafka_ssl_key_file: str = Field("", description="its private key, unless in the cert file")
     topic_prefix: str = "insights."
     topic_partitions: int = Field(4, ge=1, description="partitions of topics this service creates")
     app_id: str = "coder-insights-streams"
@@ -68,6 +91,49 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: json unless stderr is a terminal"
     )
+    coder_metrics_refresh_s: float = Field(
+        60.0, ge=0, description="recompute the coderd_insights_* gauges this often; 0: off"
+    )
+    worker_metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="serve a worker's /metrics on this port; unset: off"
+    )
+    worker_metrics_host: str = Field("127.0.0.1", description="listen address of that endpoint")
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Settings:
+        """Options the chosen protocol would ignore are refused: they were meant to apply."""
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        tls = protocol in ("SSL", "SASL_SSL")
+        password = self.kafka_sasl_password.get_secret_value()
+        if sasl and not (self.kafka_sasl_username and password):
+            raise ValueError(
+                f"INSIGHTS_KAFKA_SECURITY_PROTOCOL={protocol} needs INSIGHTS_KAFKA_SASL_USERNAME"
+                " and INSIGHTS_KAFKA_SASL_PASSWORD"
+            )
+        if not sasl and (self.kafka_sasl_username or password):
+            raise ValueError(
+                "INSIGHTS_KAFKA_SASL_USERNAME/PASSWORD are set but"
+                f" INSIGHTS_KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL"
+                " (SASL_PLAINTEXT or SASL_SSL)"
+            )
+        if not tls and (
+            self.kafka_ssl_ca_file or self.kafka_ssl_cert_file or self.kafka_ssl_key_file
+        ):
+            raise ValueError(
+                "INSIGHTS_KAFKA_SSL_* files are set but"
+                f" INSIGHTS_KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS (SSL or SASL_SSL)"
+            )
+        if self.kafka_ssl_key_file and not self.kafka_ssl_cert_file:
+            raise ValueError("INSIGHTS_KAFKA_SSL_KEY_FILE needs INSIGHTS_KAFKA_SSL_CERT_FILE")
+        if self.redis_tls_key_file and not self.redis_tls_cert_file:
+            raise ValueError("INSIGHTS_REDIS_TLS_KEY_FILE needs INSIGHTS_REDIS_TLS_CERT_FILE")
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_within_session(self) -> Settings:

