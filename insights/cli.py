@@ -209,3 +209,23 @@ def schema_command(topic: str | None, write_dir: Path | None) -> None:
         click.echo(schema.schema_text(schema.all_schemas()), nl=False)
     else:
         click.echo(schema.schema_text(schema.topic_schema(kinds[0])), nl=False)
+
+
+@main.command("check")
+@click.option(
+    "--lag-warn",
+    type=int,
+    default=10_000,
+    show_default=True,
+    help="messages of consumer lag per partition that count as a warning",
+)
+def check_command(lag_warn: int) -> None:
+    """Check the pipeline: broker and topics, consumer lag per partition, Redis, workers.
+
+    One line per finding (OK, WARN, FAIL); exits 1 when anything FAILs.  Unset
+    INSIGHTS_KAFKA_BOOTSTRAP / INSIGHTS_REDIS_URL mean the embedded stack of `insights up`.
+    """
+    from insights import check, maintenance
+
+    settings = maintenance.with_embedded_defaults(Settings())
+    sys.exit(check.check(settings, click.echo, lag_warn))
