@@ -31,7 +31,8 @@ def main(log_level: str) -> None:
 @click.option("--api-port", type=int, default=None, help="default: INSIGHTS_API_PORT or 8080")
 @click.option("--demo", is_flag=True, help="feed a realistic stream of demo events")
 @click.option("--demo-users", type=int, default=40, show_default=True)
-@click.option("--demo-days", type=int, default=14, show_default=True)
+# 62 days of history: the 61-day DAU chart is full (what `insights simulate` sends too).
+@click.option("--demo-days", type=int, default=62, show_default=True)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -229,3 +230,63 @@ def check_command(lag_warn: int) -> None:
 
     settings = maintenance.with_embedded_defaults(Settings())
     sys.exit(check.check(settings, click.echo, lag_warn))
+
+
+@main.command("simulate")
+@click.option(
+    "--days",
+    type=click.IntRange(0, 3650),
+    default=62,
+    show_default=True,
+    help="days of history to send first (62 fills the 61-day DAU chart; 0: none)",
+)
+@click.option("--users", type=click.IntRange(1, 1_000_000), default=40, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=7,
+    show_default=True,
+    help="draws the deployment: the same seed sends the same users and events again",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="live events/s; 0 is the deployment's own pace (each open session every 30 s)",
+)
+@click.option(
+    "--live/--no-live",
+    default=True,
+    show_default=True,
+    help="after the history, keep sending events as they happen until Ctrl-C / SIGTERM",
+)
+def simulate_command(days: int, users: int, seed: int, rate: float, live: bool) -> None:
+    """Feed a simulated deployment to the broker: --days of history, then live events.
+
+    Users in eight time zones work business hours on weekdays, join, leave and take
+    holidays; their agents report sessions and latency every 30 s, they use template apps
+    and build their workspaces most mornings (streams/simulation.py).  Unset
+    INSIGHTS_KAFKA_BOOTSTRAP means the embedded broker of `insights up`; topics are
+    INSIGHTS_TOPIC_PREFIX + kind, created when missing.
+    """
+    from aiokafka.errors import KafkaError
+    from rich.console import Console
+
+    from insights import maintenance
+    from streams import demo
+
+    settings = maintenance.with_embedded_defaults(Settings())
+    console = Console(stderr=True)
+    try:
+        asyncio.run(
+            demo.simulate(
+                settings, users=users, seed=seed, days=days, rate=rate, live=live, console=console
+            )
+        )
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (KafkaError, OSError, ValueError) as exc:
+        raise click.ClickException(
+            f"cannot simulate into {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}"
+        ) from exc

@@ -1,210 +1,385 @@
-"""Demo producer: a small, realistic deployment emitting events in batches.
+"""The simulator's driver: a simulated deployment's events, sent to Kafka.
 
-Users (from ``streams.simulation``) work in a few templates during their local
-working hours, agents report every 30 s while a session is open, apps are used in
-stretches, and latency samples follow a log-normal with an occasional slow tail.
-``backfill`` fills past days (with a progress bar); ``run_live`` keeps emitting as
-time passes.
+``insights simulate`` and ``insights up --demo`` both run :class:`DemoProducer`: it draws a
+deployment (``streams.simulation``; the demo catalogue below), backfills its last D days,
+newest day first so that recent dashboards fill first, then follows the clock and sends
+what the deployment's agents report as time passes, or tops that up to a chosen rate.
+Events go out as batch messages keyed by the contract's key (``user_id``, ``workspace_id``
+for builds), at most 500 events and 1 MiB each.
+
+A rich progress bar (events, events/s, ETA) shows on a terminal; every phase also ends
+with one log line (``backfill done: N events over D days in S s``), so a log that is
+not a terminal says when the history is in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 import random
+import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
 
 import orjson
+import structlog
 from aiokafka import AIOKafkaProducer
-from rich.progress import Progress
-
-from aggregators.model import BuildParameter, ParameterOption
-from aggregators.timebase import (
-    HALF_HOURS_PER_DAY,
-    MIN_PER_HALF_HOUR,
-    NS_PER_US,
-    US_PER_DAY,
-    US_PER_MIN,
-    US_PER_S,
-    minute_of_us,
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
 )
+
+from aggregators.timebase import NS_PER_US, US_PER_DAY, US_PER_MIN, US_PER_S
+from insights.devstack import TANSU_PRODUCER_SETTINGS
 from insights.kafka_client import kafka_client_kwargs
 from insights.settings import Settings
-from streams.simulation import Template, User, generate
-from streams.workloads import (
-    App,
-    WireEvent,
-    app_usage_event,
-    build_event,
-    latency_event,
-    session_event,
-    uuid_from,
+from streams import simulation
+from streams.decoding import MAX_MESSAGE_BYTES
+from streams.kafka_admin import create_topics
+from streams.producer import FRAMING_HEADROOM_BYTES, KEY_FIELDS
+from streams.simulation import Deployment, Simulation, TimedEvent, User
+from streams.workloads import WireEvent, build_event, uuid_from
+
+__all__ = [
+    "DEFAULT_DAYS",
+    "DEFAULT_SEED",
+    "DEFAULT_USERS",
+    "TEMPLATES",
+    "DemoProducer",
+    "build_events",
+    "deployment",
+    "events_for_half_hour",
+    "make_users",
+    "simulate",
+]
+
+log = structlog.get_logger("insights.simulate")
+
+DEFAULT_USERS = 40
+DEFAULT_SEED = 7
+DEFAULT_DAYS = 62  # the 61-day DAU chart, full
+# The simulation's catalogue under ids of their own (examples/agent_producer.py reports
+# into the first one, "docker").
+TEMPLATES = tuple(
+    replace(t, template_id=f"10000000-0000-4000-8000-{i:012d}")
+    for i, t in enumerate(simulation.TEMPLATES, 1)
 )
-
-TEMPLATES = (
-    Template("10000000-0000-4000-8000-000000000001", "docker", ("code-server", "jupyter"), 1.0),
-    Template("10000000-0000-4000-8000-000000000002", "kubernetes", ("code-server", "grafana"), 1.0),
-    Template("10000000-0000-4000-8000-000000000003", "gpu-ml", ("jupyter",), 1.0),
-)
-BATCH = 100
-HALF_HOUR_US = MIN_PER_HALF_HOUR * US_PER_MIN
-REPORT_EVERY_US = 30 * US_PER_S
-WORKDAY_HOURS = 8
-# (topic kind, event time in epoch microseconds, event)
-Timed = tuple[str, int, WireEvent]
-
-
-def _uid(*parts: object) -> str:
-    return uuid_from("demo", *parts)
-
-
-def make_users(count: int, seed: int = 7) -> list[User]:
-    return list(generate(count, seed, templates=TEMPLATES).users)
-
-
-def _utc_start_hour(u: User) -> int:
-    return (u.start_min - u.tz_min) // 60 % 24
-
-
-def events_for_half_hour(
-    users: list[User], hh_start_us: int, rnd: random.Random, until_us: int | None = None
-) -> Iterator[tuple[str, WireEvent]]:
-    """(topic kind, event) pairs of one half-hour of the deployment, those up to
-    ``until_us`` only when it is given.
-
-    Seed ``rnd`` with the half-hour: the live loop re-sends the current
-    half-hour as it fills, and identical events are idempotent downstream.
-    """
-    for kind, time_us, event in _half_hour(users, hh_start_us, rnd):
-        if until_us is None or time_us <= until_us:
-            yield kind, event
-
-
-def _half_hour(users: list[User], hh_start_us: int, rnd: random.Random) -> Iterator[Timed]:
-    hour = minute_of_us(hh_start_us) // 60 % 24
-    for u in users:
-        working = (hour - _utc_start_hour(u)) % 24 < WORKDAY_HOURS and rnd.random() < 0.8
-        if not working:
-            continue
-        yield from _sessions(u, hh_start_us, rnd)
-        yield from _latency(u, hh_start_us, rnd)
-        if rnd.random() < 0.4:
-            yield _app(u, hh_start_us, rnd)
-
-
-def _sessions(u: User, hh_start_us: int, rnd: random.Random) -> Iterator[Timed]:
-    agent = u.agent()
-    for step in range(HALF_HOUR_US // REPORT_EVERY_US):
-        at = hh_start_us + step * REPORT_EVERY_US + rnd.randrange(1000)
-        yield "sessions", at, session_event(agent, _uid("s", u.user_id, at), at, (u.tool,))
-
-
-def _latency(u: User, hh_start_us: int, rnd: random.Random) -> Iterator[Timed]:
-    agent = u.agent()
-    for step in range(0, HALF_HOUR_US // REPORT_EVERY_US, 2):
-        at = hh_start_us + step * REPORT_EVERY_US
-        ms = rnd.lognormvariate(3.3, 0.4) * (8 if rnd.random() < 0.05 else 1)
-        yield "latency", at, latency_event(agent, _uid("l", u.user_id, at), at, round(ms, 2))
-
-
-def _app(u: User, hh_start_us: int, rnd: random.Random) -> Timed:
-    slug = rnd.choice(u.main.template.apps)
-    start = hh_start_us + rnd.randrange(20) * US_PER_MIN
-    end = start + rnd.randrange(1, 10) * US_PER_MIN
-    event = app_usage_event(
-        u.agent(),
-        _uid("a", u.user_id, start),
-        _uid("as", u.user_id, start),
-        start,
-        end,
-        slug_or_port=slug,
-        app=App(slug, f"/icon/{slug}.svg"),
-        requests=rnd.randrange(1, 50),
-    )
-    return "app_usage", end, event
-
-
-REGIONS = (
-    ParameterOption("Europe", "", "eu", ""),
-    ParameterOption("US", "", "us", ""),
-)
-
-
-def build_events(users: list[User], at_us: int) -> Iterator[tuple[str, WireEvent]]:
-    for u in users:
-        region = BuildParameter(
-            "region",
-            "string",
-            "Region",
-            "Where the **workspace** runs",
-            REGIONS,
-            "eu" if int(u.user_id[-1], 16) % 3 else "us",
-        )
-        yield "builds", build_event(u.agent(), _uid("b", u.main.workspace_id), at_us, 1, [region])
+BATCH = 500  # events per message at most
+MAX_VALUE_BYTES = MAX_MESSAGE_BYTES - FRAMING_HEADROOM_BYTES
+IN_FLIGHT = 128  # messages handed to the client before waiting for their acks
+LIVE_TICK_S = 1.0
+HALF_HOUR_US = 30 * US_PER_MIN
 
 
 def _now_us() -> int:
     return time.time_ns() // NS_PER_US
 
 
+def deployment(
+    users: int = DEFAULT_USERS, seed: int = DEFAULT_SEED, days: int = DEFAULT_DAYS, *, now_us: int
+) -> Deployment:
+    """The demo's deployment of ``users`` users over the ``days`` days up to ``now_us``."""
+    return simulation.generate(
+        users, seed, templates=TEMPLATES, period=simulation.day_range(days, now_us)
+    )
+
+
+# --- one half-hour at a time (tests and fixtures) ----------------------------------------------
+
+
+def make_users(count: int, seed: int = DEFAULT_SEED) -> list[User]:
+    """The demo deployment's users, all of them there all the time (no period)."""
+    return list(simulation.generate(count, seed, templates=TEMPLATES).users)
+
+
+@functools.lru_cache(maxsize=4)
+def _simulation_of(users: tuple[User, ...]) -> Simulation:
+    return Simulation(Deployment(TEMPLATES, users, DEFAULT_SEED))
+
+
+def events_for_half_hour(
+    users: list[User], hh_start_us: int, rnd: random.Random, until_us: int | None = None
+) -> Iterator[tuple[str, WireEvent]]:
+    """(topic kind, event) pairs of one half-hour of ``users``' deployment, those up to
+    ``until_us`` only when it is given.
+
+    The events are a function of the users and the time (``rnd`` is not used): sending a
+    half-hour again, as it fills, re-sends identical events, idempotent downstream.
+    """
+    del rnd
+    sim = _simulation_of(tuple(users))
+    for kind, time_us, event in sim.events(hh_start_us, hh_start_us + HALF_HOUR_US):
+        if until_us is None or time_us <= until_us:
+            yield kind, event
+
+
+def build_events(users: list[User], at_us: int) -> Iterator[tuple[str, WireEvent]]:
+    """Build 1 of every user's main workspace at ``at_us``, with its usual parameters."""
+    for u in users:
+        ws = u.main
+        event = build_event(
+            u.agent(), uuid_from("demo", "b", ws.workspace_id), at_us, 1, ws.params[0]
+        )
+        event |= {"template_name": ws.template.name, "organization_name": ws.template.organization}
+        yield "builds", event
+
+
+# --- sending -----------------------------------------------------------------------------------
+
+
+class _Sender:
+    """Packs consecutive events of one key into batch messages and sends them, waiting for
+    the acknowledgements every ``IN_FLIGHT`` messages (errors surface there)."""
+
+    def __init__(self, producer: AIOKafkaProducer, settings: Settings) -> None:
+        self._producer = producer
+        self._settings = settings
+        self._buffers: dict[str, tuple[str, list[WireEvent]]] = {}
+        self._pending: list[asyncio.Future[Any]] = []
+        self.sent = 0  # events handed to the client
+
+    async def add(self, kind: str, event: WireEvent) -> None:
+        key = event[KEY_FIELDS[kind]]
+        buffer = self._buffers.get(kind)
+        if buffer is not None and (buffer[0] != key or len(buffer[1]) >= BATCH):
+            del self._buffers[kind]
+            await self._send(kind, *buffer)
+            buffer = None
+        if buffer is None:
+            buffer = self._buffers[kind] = (key, [])
+        buffer[1].append(event)
+
+    async def add_all(self, events: Iterable[TimedEvent]) -> None:
+        for kind, _, event in events:
+            await self.add(kind, event)
+
+    async def flush(self) -> None:
+        """Send what is buffered and wait until the broker acknowledged everything."""
+        buffers, self._buffers = self._buffers, {}
+        for kind, (key, events) in buffers.items():
+            await self._send(kind, key, events)
+        await self._settle()
+
+    async def _send(self, kind: str, key: str, events: list[WireEvent]) -> None:
+        value = orjson.dumps(events)
+        if len(value) > MAX_VALUE_BYTES and len(events) > 1:
+            half = len(events) // 2
+            await self._send(kind, key, events[:half])
+            await self._send(kind, key, events[half:])
+            return
+        topic = self._settings.topic(kind)
+        self._pending.append(await self._producer.send(topic, value, key=key.encode()))
+        self.sent += len(events)
+        if len(self._pending) >= IN_FLIGHT:
+            await self._settle()
+        else:
+            await asyncio.sleep(0)  # generating is CPU work: let the rest of the loop run
+
+    async def _settle(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
+
+
+class _Display:
+    """A rich progress bar per phase on a terminal; nothing otherwise (the log lines say
+    it all)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+        self.started = 0.0
+
+    def start(self, phase: str, total: int | None) -> None:
+        self.started = time.monotonic()
+        if not self.console.is_terminal:
+            return
+        self.bar = Progress(
+            TextColumn("[bold]{task.description:<9}"),
+            BarColumn(),
+            TextColumn("{task.completed:>12,.0f} events  {task.fields[rate]:>9,.0f} ev/s"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(phase, total=total, rate=0.0)
+
+    def update(self, events: int) -> None:
+        if self.bar is not None and self.task is not None:
+            rate = events / max(time.monotonic() - self.started, 1e-6)
+            self.bar.update(self.task, completed=events, rate=rate)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+        self.bar = self.task = None
+
+
+@dataclass
+class Sent:
+    """What a run sent."""
+
+    backfill_events: int = 0
+    live_events: int = 0
+
+
 class DemoProducer:
+    """Sends a simulated deployment's events: a backfill of past days, then live events.
+
+    ``users`` and ``seed`` draw the deployment (``deployment``); ``rate`` is the live
+    events/s (0: the deployment's own pace, each open session reporting every 30 s);
+    ``clock_us`` is the clock (epoch microseconds); ``console`` shows the progress bar
+    when it is a terminal.
+    """
+
     def __init__(
-        self, settings: Settings, users: int = 40, clock_us: Callable[[], int] | None = None
+        self,
+        settings: Settings,
+        users: int = DEFAULT_USERS,
+        clock_us: Callable[[], int] | None = None,
+        *,
+        seed: int = DEFAULT_SEED,
+        rate: float = 0.0,
+        console: Console | None = None,
     ) -> None:
+        if rate < 0:
+            raise ValueError("rate must be >= 0")
         self.settings = settings
-        self.users = make_users(users)
+        self.users = users
+        self.seed = seed
+        self.rate = rate
         self.clock_us = clock_us or _now_us
+        self.display = _Display(console or Console(stderr=True))
+        self.sent = Sent()
 
-    async def _send(
-        self, producer: AIOKafkaProducer, pairs: Iterator[tuple[str, WireEvent]]
-    ) -> int:
-        buffers: dict[str, list[WireEvent]] = {}
-        sent = 0
-        for kind, event in pairs:
-            buf = buffers.setdefault(kind, [])
-            buf.append(event)
-            if len(buf) >= BATCH:
-                await producer.send(self.settings.topic(kind), orjson.dumps(buf))
-                sent += len(buf)
-                buf.clear()
-        for kind, buf in buffers.items():
-            if buf:
-                await producer.send(self.settings.topic(kind), orjson.dumps(buf))
-                sent += len(buf)
-        await producer.flush()
-        return sent
-
-    async def run(self, backfill_days: int, stop: asyncio.Event) -> None:
+    async def run(self, backfill_days: int, stop: asyncio.Event, *, live: bool = True) -> None:
+        """Backfill ``backfill_days`` days up to now, then (``live``) keep sending until
+        ``stop`` is set (``sent`` counts the events)."""
         producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap,
-            enable_idempotence=False,
-            acks=1,
             linger_ms=5,
+            **TANSU_PRODUCER_SETTINGS,
             **kafka_client_kwargs(self.settings),
         )
         await producer.start()
         try:
             now = self.clock_us()
-            current = now - now % HALF_HOUR_US
-            await self._send(producer, build_events(self.users, now - backfill_days * US_PER_DAY))
-            half_hours = backfill_days * HALF_HOURS_PER_DAY
-            first = current - half_hours * HALF_HOUR_US
-            with Progress(transient=True) as progress:
-                task = progress.add_task("demo backfill", total=half_hours)
-                for hh in range(first, current, HALF_HOUR_US):
-                    await self._send(
-                        producer, events_for_half_hour(self.users, hh, random.Random(hh))
-                    )
-                    progress.advance(task)
-            while not stop.is_set():
-                now = self.clock_us()
-                current = now - now % HALF_HOUR_US
-                await self._send(
-                    producer,
-                    events_for_half_hour(self.users, current, random.Random(current), until_us=now),
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=30)
+            sim = Simulation(deployment(self.users, self.seed, backfill_days, now_us=now))
+            sender = _Sender(producer, self.settings)
+            await self._backfill(sim, sender, backfill_days, now, stop)
+            if live and not stop.is_set():
+                await self._live(sim, sender, now, stop)
         finally:
             await producer.stop()
+
+    async def _backfill(
+        self, sim: Simulation, sender: _Sender, days: int, now: int, stop: asyncio.Event
+    ) -> None:
+        if days <= 0:
+            return
+        started = time.monotonic()
+        self.display.start("backfill", sim.count(now - days * US_PER_DAY, now))
+        try:
+            for day in range(days):  # newest first: recent dashboards fill first
+                end = now - day * US_PER_DAY
+                for plan in sim.plans(end - US_PER_DAY, end):
+                    await sender.add_all(sim.plan_events(plan, end - US_PER_DAY, end))
+                    self.display.update(sender.sent)
+                if stop.is_set():
+                    break
+            await sender.flush()
+        finally:
+            self.display.stop()
+        self.sent.backfill_events = sender.sent
+        seconds = time.monotonic() - started
+        word = "backfill done" if not stop.is_set() else "backfill stopped"
+        log.info(
+            f"{word}: {sender.sent:,} events over {days} day{'s' * (days != 1)} in {seconds:.1f} s",
+            events=sender.sent,
+            days=days,
+            seconds=round(seconds, 1),
+            users=self.users,
+            seed=self.seed,
+        )
+
+    async def _live(
+        self, sim: Simulation, sender: _Sender, since: int, stop: asyncio.Event
+    ) -> None:
+        base = sender.sent
+        pace = f"{self.rate:g} events/s" if self.rate else "the deployment's own pace"
+        log.info(f"live: sending events as they happen at {pace}", rate=self.rate)
+        started = time.monotonic()
+        self.display.start("live", None)
+        extra_rng = random.Random(os.urandom(16))  # extra reports get ids of their own
+        owed = 0.0
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=LIVE_TICK_S)
+                now = self.clock_us()
+                if now <= since:
+                    continue
+                before = sender.sent
+                await sender.add_all(sim.events(since, now))
+                if self.rate:
+                    owed += self.rate * (now - since) / US_PER_S - (sender.sent - before)
+                    extra = int(owed)
+                    if extra > 0:
+                        await sender.add_all(sim.extra_events(extra_rng, since, now, extra))
+                        owed -= extra
+                    owed = max(owed, 0.0)
+                await sender.flush()
+                since = now
+                self.display.update(sender.sent - base)
+        finally:
+            self.display.stop()
+            self.sent.live_events = sender.sent - base
+            seconds = time.monotonic() - started
+            log.info(
+                f"live done: {self.sent.live_events:,} events in {seconds:.1f} s",
+                events=self.sent.live_events,
+                seconds=round(seconds, 1),
+            )
+
+
+async def simulate(
+    settings: Settings,
+    *,
+    users: int,
+    seed: int,
+    days: int,
+    rate: float,
+    live: bool,
+    console: Console | None = None,
+) -> Sent:
+    """``insights simulate``: create the topics when missing, then run a
+    :class:`DemoProducer` until it is done (``live=False``) or SIGINT/SIGTERM."""
+    await create_topics(
+        settings.kafka_bootstrap,
+        settings.all_topics,
+        settings.topic_partitions,
+        security=kafka_client_kwargs(settings),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        producer = DemoProducer(settings, users, seed=seed, rate=rate, console=console)
+        await producer.run(days, stop, live=live)
+        return producer.sent
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
