@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit integration e2e bench bench-coder bench-live bench-memory schemas clean redis-server
+.PHONY: install up test lint typecheck unit integration e2e bench bench-coder bench-live bench-memory schemas clean redis-server test-deep soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ test: lint typecheck redis-server
 	$(BIN)/pytest -q -ra; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
+# Hostile requests in depth (nightly or on demand; not part of `make test`): schemathesis with
+# 1,000 generated cases per operation, 1,000 fuzzed raw requests, the oversized-request checks
+# and the deep-only ones (a few minutes). INSIGHTS_SCHEMATHESIS_CASES=5000 for more.
+test-deep: $(STAMP)
+	INSIGHTS_SCHEMATHESIS_CASES=$${INSIGHTS_SCHEMATHESIS_CASES:-1000} \
+		$(BIN)/pytest -q -s -ra tests/integration/test_schemathesis.py
+
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
@@ -57,6 +64,12 @@ bench: $(STAMP)
 # worker and API processes on 127.0.0.1; a few minutes). ARGS="--json /tmp/live.json" etc.
 bench-live: $(STAMP)
 	$(BIN)/python bench/bench_live.py $(ARGS)
+
+# Load (on demand): 5,000 events/s through Kafka and 50 API clients for 10 minutes, with its own
+# broker, Redis, worker and API on 127.0.0.1; errors, RSS over time, consumer lag and
+# produce -> visible latency. ARGS="--minutes 1" for a short run.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py $(ARGS)
 
 # Coder's own PostgreSQL insights queries vs this service on the same generated data (~2-3 min;
 # starts its own PostgreSQL from the pgserver wheel and its own Redis, stops both at the end).

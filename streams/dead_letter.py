@@ -26,6 +26,13 @@ __all__ = ["STORE_ERROR", "dead_letter_record", "key_text", "store_error_reason"
 #: Reason code (metric label) of events whose batch the store refused for good.
 STORE_ERROR = "store_error"
 
+#: Largest record the worker publishes: under the producer's and Kafka's default 1 MB limits.
+#: A refused message of up to 1 MiB can grow past them when repeated as JSON text (escapes
+#: take up to 6 bytes a character) or base64.
+MAX_RECORD_BYTES = 900_000
+#: Characters of the payload a too-large record keeps (6 bytes each at worst: still fits).
+TRUNCATED_PAYLOAD_CHARS = 100_000
+
 
 def key_text(key: bytes | None) -> str | None:
     """A message key as the record carries it: text, base64 when not UTF-8, or None."""
@@ -43,19 +50,27 @@ def dead_letter_record(
     """The JSON value of the dead-letter record for one rejection.
 
     ``payload`` is already text or base64 (``rej.payload_encoding`` says which); the
-    spec's record has no field for the encoding, so none is added here.
+    spec's record has no field for the encoding, so none is added here.  A record that
+    would exceed ``MAX_RECORD_BYTES`` keeps the payload's first characters and says so
+    (``payload_truncated``, ``payload_chars``).
     """
-    return orjson.dumps(
-        {
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "index": rej.index,
-            "key": key_text(key),
-            "reason": rej.reason,
-            "payload": rej.payload,
-        }
-    )
+    record: dict[str, object] = {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "index": rej.index,
+        "key": key_text(key),
+        "reason": rej.reason,
+        "payload": rej.payload,
+    }
+    value = orjson.dumps(record)
+    if len(value) <= MAX_RECORD_BYTES:
+        return value
+    # The message itself stays at (topic, partition, offset); the record keeps its start.
+    record["payload"] = rej.payload[:TRUNCATED_PAYLOAD_CHARS]
+    record["payload_truncated"] = True
+    record["payload_chars"] = len(rej.payload)
+    return orjson.dumps(record)
 
 
 def store_error_reason(exc: BaseException) -> str:
