@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit integration e2e bench bench-coder bench-live bench-memory schemas clean redis-server test-deep soak
+.PHONY: install up test lint typecheck unit integration e2e faults bench bench-coder bench-live bench-memory schemas clean redis-server test-deep soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ integration: $(STAMP) redis-server
 
 e2e: $(STAMP)
 	$(BIN)/pytest -q tests/e2e
+
+# The fault suite alone (tests/faults, part of `make test`): workers SIGKILLed during 150,000
+# events, a two-worker failover, Redis stopped 20 s, the broker restarted empty, SIGTERM while
+# starting, hostile events; the runs with events end with every endpoint against the oracle.
+faults: $(STAMP)
+	$(BIN)/pytest -q -m faults
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_decoding.py

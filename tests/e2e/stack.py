@@ -252,3 +252,48 @@ def deployment(
     finally:
         for proc in [*dep.workers, api]:
             _stop(proc)
+
+
+# --- deployments with tuned settings (the fault suite) -------------------------------------
+
+
+@contextmanager
+def tuned_deployment(
+    bootstrap: str,
+    redis_base_url: str,
+    db: int,
+    *,
+    workers: int,
+    settings: dict[str, str],
+    partitions: int = 3,
+) -> Iterator[Deployment]:
+    """Like ``deployment`` with ``settings`` (``INSIGHTS_*`` variables) added to the
+    environment of the API and of every worker, and ``partitions`` per topic; the caller's
+    ``INSIGHTS_*`` are not inherited. Ready once the API is and a worker holds partitions."""
+    name = uuid.uuid4().hex[:8]
+    prefix = f"faults{name}."
+    redis_url = redis_base_url.rsplit("/", 1)[0] + f"/{db}"
+    port = devstack.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHTS_")}
+    env |= {
+        "INSIGHTS_KAFKA_BOOTSTRAP": bootstrap,
+        "INSIGHTS_REDIS_URL": redis_url,
+        "INSIGHTS_TOPIC_PREFIX": prefix,
+        "INSIGHTS_TOPIC_PARTITIONS": str(partitions),
+        "INSIGHTS_APP_ID": f"insights-faults-{name}",
+        "INSIGHTS_API_PORT": str(port),
+        "INSIGHTS_API_TOKENS": f"{TOKEN},{T1_TOKEN}={T1}",
+        **settings,
+    }
+    logs = Path(tempfile.mkdtemp(prefix="insights-faults-"))
+    stack = Stack(f"http://127.0.0.1:{port}", bootstrap, redis_url, prefix, logs)
+    dep = Deployment(stack, env, [], "insights")
+    api = _start(["api"], env, logs / "api.log")
+    try:
+        for _ in range(workers):
+            dep.start_worker()
+        _wait_ready(stack, [api, *dep.workers])
+        yield dep
+    finally:
+        for proc in [*dep.workers, api]:
+            _stop(proc)

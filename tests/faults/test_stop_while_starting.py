@@ -11,10 +11,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.e2e
-
 
 def test_sigterm_during_startup_with_a_silent_broker_exits_promptly(redis_url: str) -> None:
     # A broker address that accepts connections and never answers: startup waits on it.
@@ -47,6 +43,8 @@ def test_sigterm_during_startup_with_a_silent_broker_exits_promptly(redis_url: s
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         silent.close()
-    assert time.monotonic() - stopped_at < 10, log.read_text()
+    exited_s = time.monotonic() - stopped_at
+    assert exited_s < 10, log.read_text()
     assert proc.returncode == 0, log.read_text()
     assert "stopped while starting" in log.read_text()
+    print(f"\nSIGTERM while starting against a silent broker: exited 0 in {exited_s:.1f} s")

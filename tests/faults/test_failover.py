@@ -3,8 +3,9 @@
 Runs on the default group timing (``INSIGHTS_BROKER_SESSION_TIMEOUT_S`` /
 ``INSIGHTS_BROKER_HEARTBEAT_INTERVAL_S`` unset), against the session's broker. Events keep
 being produced to every partition while the worker dies; the test then waits until the API
-shows every event and compares the numbers with the oracle: nothing lost (the dead worker's
-uncommitted batches are redelivered to the survivor) and nothing counted twice.
+shows every event (the takeover time), and compares every endpoint with the oracle: nothing
+lost (the dead worker's uncommitted batches are redelivered to the survivor) and nothing
+counted twice.
 """
 
 from __future__ import annotations
@@ -12,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from aggregators.model import Event
 from aggregators.store import RollupStore
-from aggregators.timebase import NS_PER_US
-from streams.decoding import decode_message
-from streams.workloads import AgentRef, epoch_us, session_event
+from streams.workloads import AgentRef, epoch_us
 from tests.e2e.stack import Deployment, Stack, deployment, produce_to
+from tests.faults.exact import Expectation, Windows, today_utc, wait_until_exact
+from tests.faults.workload import Workload, utc_midnight
 from tests.oracle import Oracle
 
 DB = 15  # a Redis database of its own (tests/e2e/conftest.py hands out 1, 2, ...)
@@ -32,41 +32,35 @@ PARTITIONS = 3
 TOPIC_KINDS = ("sessions", "app_usage", "latency", "builds")
 TEMPLATES = ["40000000-0000-4000-8000-000000000001", "40000000-0000-4000-8000-000000000002"]
 USERS = [f"40000000-0000-4000-8000-0000000001{i:02d}" for i in range(6)]
-DAY = datetime(2024, 8, 1, tzinfo=UTC)
-START, END = DAY, DAY + timedelta(days=2)
-PATH = (
-    "/api/v2/insights/user-activity?start_time=2024-08-01T00:00:00Z&end_time=2024-08-03T00:00:00Z"
-)
+WINDOWS = Windows(today_utc() - timedelta(days=3), 2)
+DAY_US = epoch_us(utc_midnight(WINDOWS.first))
+START_NS, END_NS = DAY_US * 1000, DAY_US * 1000 + 2 * 86_400 * 10**9
+PATH = WINDOWS.paths()["user-activity"]
 RESUME_BUDGET_S = 15.0  # the goal is 10 s; the rest is slack for a loaded 2-core machine
 STREAM_MESSAGES = 30  # produced 0.1 s apart, round robin over the partitions
 KILL_AFTER = 8  # messages of the stream
 
 
-def _wire(n: int) -> dict[str, Any]:
+class Stream:
     """Event n: its own minute, user and template, so every event moves the numbers."""
-    user = USERS[n % len(USERS)]
-    template = TEMPLATES[n % len(TEMPLATES)]
-    agent = AgentRef(user, f"user-{n % len(USERS)}", template, template, template)
-    at = DAY + timedelta(minutes=7 * n)
-    return session_event(agent, f"failover-{n}", epoch_us(at), ["ssh", "vscode"])
 
+    def __init__(self) -> None:
+        self.work = Workload()
 
-def _message(first: int, count: int) -> bytes:
-    return orjson.dumps([_wire(n) for n in range(first, first + count)])
+    def message(self, first: int, count: int) -> bytes:
+        for n in range(first, first + count):
+            user = USERS[n % len(USERS)]
+            template = TEMPLATES[n % len(TEMPLATES)]
+            agent = AgentRef(user, f"user-{n % len(USERS)}", template, template, template)
+            at = DAY_US + 7 * n * 60_000_000
+            self.work.session(agent, f"failover-{n}", at, {"ssh": 1, "vscode": 1}, 1)
+        return orjson.dumps(self.work.wire["sessions"][-count:])
 
-
-def _expected(events: list[dict[str, Any]]) -> dict[str, tuple[int, list[str]]]:
-    decoded: list[Event] = []
-    now_us = time.time_ns() // NS_PER_US
-    for wire in events:
-        good, refused = decode_message(orjson.dumps(wire), "sessions", now_us)
-        assert not refused
-        decoded.extend(good)
-    start_ns, end_ns = (epoch_us(t) * 1000 for t in (START, END))
-    summary = Oracle(decoded).summary(start_ns, end_ns, None)
-    seconds: dict[str, int] = summary["seconds"]  # type: ignore[assignment]
-    templates: dict[str, list[str]] = summary["user_templates"]  # type: ignore[assignment]
-    return {u: (seconds[u], templates[u]) for u in seconds}
+    def expected(self) -> dict[str, tuple[int, list[str]]]:
+        summary = Oracle(self.work.events).summary(START_NS, END_NS, None)
+        seconds: dict[str, int] = summary["seconds"]  # type: ignore[assignment]
+        templates: dict[str, list[str]] = summary["user_templates"]  # type: ignore[assignment]
+        return {u: (seconds[u], templates[u]) for u in seconds}
 
 
 def _observed(body: dict[str, Any]) -> dict[str, tuple[int, list[str]]]:
@@ -135,13 +129,12 @@ def test_a_killed_worker_is_replaced_within_seconds_and_nothing_is_lost(
         )
 
         # Before: every partition in use, both workers busy.
-        produced: list[dict[str, Any]] = []
+        stream = Stream()
         n = 0
         for p in range(PARTITIONS):
-            produce_to(stack.bootstrap, topic, p, [_message(n, 5)])
-            produced += [_wire(i) for i in range(n, n + 5)]
+            produce_to(stack.bootstrap, topic, p, [stream.message(n, 5)])
             n += 5
-        _wait_until_exact(stack, _expected(produced), 30)
+        _wait_until_exact(stack, stream.expected(), 30)
 
         # The stream: one message every 0.1 s, round robin; the victim dies in the middle.
         killed_at: list[float] = []
@@ -154,21 +147,21 @@ def test_a_killed_worker_is_replaced_within_seconds_and_nothing_is_lost(
         killer = threading.Thread(target=kill_soon)
         killer.start()
         for i in range(STREAM_MESSAGES):
-            produce_to(stack.bootstrap, topic, i % PARTITIONS, [_message(n, 3)])
-            produced += [_wire(j) for j in range(n, n + 3)]
+            produce_to(stack.bootstrap, topic, i % PARTITIONS, [stream.message(n, 3)])
             n += 3
             time.sleep(0.1)
         killer.join()
         # The stream outlasted the victim: its partitions got events after its death.
         assert killed_at and victim.poll() is not None
 
-        visible_at, _ = _wait_until_exact(stack, _expected(produced), 25)
+        visible_at, _ = _wait_until_exact(stack, stream.expected(), 25)
         resumed_s = visible_at - killed_at[0]
         print(f"\nfailover: every event visible {resumed_s:.1f} s after the SIGKILL")
         assert resumed_s < RESUME_BUDGET_S, (resumed_s, stack.log_tail())
         survivor = next(p for p in dep.workers if p is not victim)
         assert survivor.poll() is None
         _wait_for_owner(dep, survivor.pid, len(TOPIC_KINDS) * PARTITIONS)
+        wait_until_exact(stack, Expectation(stream.work.events, WINDOWS), 10)
 
 
 def _wait_for_owner(dep: Deployment, pid: int, partitions: int, timeout_s: float = 10.0) -> None:
