@@ -480,7 +480,10 @@ _ACCEPTS: dict[str, Callable[[object], bool]] = {
 def _wrong_type(cls: str, drawn: object, nullable: bool = False) -> object:
     """``drawn`` when no value of class ``cls`` can be it, else a value that cannot."""
     if drawn is None:
-        return [None] if nullable else None
+        if not nullable:
+            return None
+        # null means "absent" there: the wrong value must be of another class, not null
+        return {"not": None} if cls == "array" else [None]
     if _ACCEPTS[cls](drawn):
         return {"not": drawn} if cls in ("array", "params") else [drawn]
     return drawn
