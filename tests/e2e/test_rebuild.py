@@ -73,6 +73,17 @@ def _env(stack: Stack) -> dict[str, str]:
     }
 
 
+def _insights(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    """``insights <args>`` as an operator runs it against the stack."""
+    return subprocess.run(
+        [sys.executable, "-m", "insights", *args],
+        env=_env(stack),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _demo_events() -> dict[str, list[Any]]:
     users = demo.make_users(12, seed=3)
     out: dict[str, list[Any]] = {k: [] for k in KINDS}
@@ -178,13 +189,7 @@ def test_rebuild_after_a_wipe_answers_as_before(
     poller = _Poller(stack)
     poller.start()
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "insights", "rebuild", "--yes"],
-        env=_env(stack),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _insights(stack, "rebuild", "--yes")
     poller.stop.set()
     poller.join()
     assert done.returncode == 0, done.stderr[-3000:]
@@ -230,13 +235,7 @@ def test_a_rebuild_that_dies_half_way_resumes_and_ends_identical(
     assert _answers(stack) == before  # the live generation still serves
     assert _generation_keys(redis) == {live, live + 1}
 
-    done = subprocess.run(
-        [sys.executable, "-m", "insights", "rebuild", "--yes"],
-        env=_env(stack),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _insights(stack, "rebuild", "--yes")
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"resumed and switched to generation {live + 1}" in done.stderr
     time.sleep(1.5)
@@ -245,13 +244,7 @@ def test_a_rebuild_that_dies_half_way_resumes_and_ends_identical(
 
 
 def test_replay_from_a_time_changes_nothing(stack: Stack, before: dict[str, str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "insights", "replay", "--from-time", "2000-01-01T00:00:00Z"],
-        env=_env(stack),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _insights(stack, "replay", "--from-time", "2000-01-01T00:00:00Z")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "replayed" in done.stderr and " 0 messages" not in done.stderr
     time.sleep(1.0)
