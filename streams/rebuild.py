@@ -34,8 +34,6 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aggregators.model import TOPIC_KINDS
 from aggregators.store import RollupStore, keys
@@ -43,6 +41,7 @@ from aggregators.timebase import NS_PER_MS, NS_PER_US, S_PER_DAY, US_PER_S
 from insights.kafka_client import kafka_client_kwargs
 from insights.settings import Settings
 from streams.batches import RawMessage, decode_batch
+from streams.store_errors import is_transient_store_error
 
 log = structlog.get_logger("insights.rebuild")
 
@@ -157,17 +156,19 @@ class _Reader:
 
 
 async def _apply_retrying(store: RollupStore, plan: Any) -> None:
-    """Transient store failures are waited out; anything else ends the job (resumable)."""
+    """Transient store failures are waited out (the worker's classification); anything
+    else ends the job, which resumes when run again."""
     delay = 0.1
-    for _ in range(30):
+    while True:
         try:
             await store.apply(plan)
             return
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except Exception as exc:
+            if not is_transient_store_error(exc):
+                raise
             log.warning("store write failed; retrying", error=type(exc).__name__)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-    await store.apply(plan)
 
 
 def _horizon_s(settings: Settings) -> int:

@@ -28,7 +28,6 @@ from typing import Any
 
 import faust
 import structlog
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from aggregators.model import TOPIC_KINDS
@@ -45,8 +44,8 @@ from streams.batches import (
     unapplied_dead_letters,
 )
 from streams.dead_letter import store_error_reason
-from streams.decoding import decode_message
 from streams.faust_transport import App
+from streams.store_errors import is_transient_store_error
 
 log = structlog.get_logger("insights.worker")
 
@@ -56,50 +55,7 @@ HEARTBEAT_S = 2.0
 DEAD_WORKER_MS = 10 * 60 * 1000
 PRUNE_EVERY_BEATS = 30
 RETENTION_EVERY_S = 3600.0  # days go whole, so hourly passes keep at most a day extra
-# insights_event_time_lag_seconds: events of a few evenly spaced messages of each batch,
-# decoded once more (a 200-message batch pays ~2 % more decoding, at most this many samples).
-LAG_SAMPLE_MESSAGES = 4
-LAG_SAMPLE_EVENTS = 64  # per sampled message, evenly spaced
 POSITION_TIMEOUT_S = 1.0  # bound of the position look-up of a partition not committed yet
-
-
-# Errors of the store's state, not of the batch: retrying loses nothing and goes through
-# once the server (or the operator) has fixed it.  BusyLoadingError, AuthenticationError
-# and MaxConnectionsError are ConnectionErrors; MasterDownError is a ClusterDownError.
-_TRANSIENT_STORE_ERRORS: tuple[type[BaseException], ...] = (
-    redis_errors.ConnectionError,  # refused, reset, DNS, auth, pool exhausted, LOADING
-    redis_errors.TimeoutError,
-    redis_errors.ReadOnlyError,  # a replica during failover
-    redis_errors.ClusterDownError,  # CLUSTERDOWN, MASTERDOWN
-    redis_errors.ClusterError,  # cluster redirections exhausted
-    redis_errors.TryAgainError,  # slot migration
-    redis_errors.AskError,  # MOVED/ASK that escaped the cluster client
-    redis_errors.SlotNotCoveredError,
-    redis_errors.NoScriptError,  # script cache flushed between load and call (failover)
-    redis_errors.OutOfMemoryError,  # maxmemory: stalls until memory is freed
-    redis_errors.NoPermissionError,  # ACL: stalls until the operator grants it
-    redis_errors.InvalidResponse,  # protocol desync: the connection is dropped
-    ConnectionError,  # the builtins, from the event loop's sockets
-    TimeoutError,
-)
-# Server replies redis-py raises as a plain ResponseError: busy with a long script,
-# refusing writes after a failed RDB save, or missing replicas for min-replicas-to-write.
-_TRANSIENT_REPLY_CODES = frozenset({"BUSY", "MISCONF", "NOREPLICAS"})
-_PIPELINE_PREFIX = "of pipeline caused error: "
-
-
-def is_transient_store_error(exc: BaseException) -> bool:
-    """Whether retrying the same write can succeed (see the module docstring)."""
-    if isinstance(exc, _TRANSIENT_STORE_ERRORS):
-        return True
-    if isinstance(exc, redis_errors.ResponseError) and exc.args:
-        reply = str(exc.args[0])
-        # A pipeline prefixes the server's reply with the failed command.
-        _, found, rest = reply.partition(_PIPELINE_PREFIX)
-        if found:
-            reply = rest.lstrip("('\"")
-        return reply.split(" ", 1)[0] in _TRANSIENT_REPLY_CODES
-    return False
 
 
 def _now_us() -> int:
@@ -241,8 +197,7 @@ class InsightsWorker:
         metrics.MESSAGES.labels(topic).inc(batch.messages)
         if refused is None:
             metrics.EVENTS.labels(topic).inc(batch.events)
-            if batch.events:
-                self._observe_event_lag(kind, topic, raw, now_us, max_future_us)
+            self._observe_event_lag(topic, batch.sample_times_us)
         metrics.BATCH_SECONDS.labels(topic).observe(time.perf_counter() - started)
         return batch
 
@@ -268,19 +223,12 @@ class InsightsWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.redis_retry_max_s)
 
-    def _observe_event_lag(
-        self, kind: str, topic: str, raw: Sequence[RawMessage], now_us: int, max_future_us: int
-    ) -> None:
-        """Apply time - event time of a sample of the batch's events (the decoder's verdicts
-        are those of the batch: same clock value)."""
+    def _observe_event_lag(self, topic: str, times_us: Sequence[int]) -> None:
+        """Apply time - event time of the batch's sample of events (``decode_batch``)."""
         applied_us = self.clock_us()
         histogram = metrics.EVENT_TIME_LAG.labels(topic)
-        step = -(-len(raw) // LAG_SAMPLE_MESSAGES)
-        for message in raw[::step]:
-            good, _ = decode_message(message.value, kind, now_us, max_future_us)
-            stride = max(1, -(-len(good) // LAG_SAMPLE_EVENTS))
-            for event in good[::stride]:
-                histogram.observe(max(0, applied_us - event.time_us) / US_PER_S)
+        for time_us in times_us:
+            histogram.observe(max(0, applied_us - time_us) / US_PER_S)
 
     async def _publish(self, letters: Sequence[DeadLetter]) -> None:
         """Send every dead letter, then wait for all: the producer batches them."""
