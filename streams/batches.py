@@ -32,12 +32,17 @@ class DeadLetter(NamedTuple):
     code: str  # low-cardinality reason code, the metric label
 
 
+#: Event times a batch keeps for the event-time lag metric, evenly spaced over its events.
+LAG_SAMPLE_EVENTS = 256
+
+
 @dataclass
 class DecodedBatch:
     plan: BatchPlan
     events: int = 0
     messages: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    sample_times_us: list[int] = field(default_factory=list)  # of good events
 
 
 def decode_batch(
@@ -51,7 +56,9 @@ def decode_batch(
         good, rejected = decode_message(msg.value, kind, now_us, max_future_us)
         events.extend(good)
         dead.extend(_dead_letter(msg, rej) for rej in rejected)
-    return DecodedBatch(plan_batch(events), len(events), count, dead)
+    stride = max(1, -(-len(events) // LAG_SAMPLE_EVENTS))
+    times = [e.time_us for e in events[::stride]]
+    return DecodedBatch(plan_batch(events), len(events), count, dead, times)
 
 
 def _dead_letter(msg: RawMessage, rej: Rejection) -> DeadLetter:

@@ -27,8 +27,8 @@ from aggregators.ops import BatchPlan
 from insights import metrics
 from insights.runtime import serve_worker_metrics
 from insights.settings import Settings
-from streams.batches import RawMessage, decode_batch
-from streams.worker import LAG_SAMPLE_EVENTS, LAG_SAMPLE_MESSAGES, InsightsWorker
+from streams.batches import LAG_SAMPLE_EVENTS, RawMessage, decode_batch
+from streams.worker import InsightsWorker
 from streams.workloads import AgentRef, epoch_us, session_event
 
 T = "40000000-0000-4000-8000-000000000001"
@@ -116,20 +116,22 @@ async def test_a_batch_observes_its_rollup_ops_and_a_sample_of_its_event_lag(
     below_before = _value("insights_event_time_lag_seconds_bucket", topic=TOPIC, le="60.0")
     await worker.process("sessions", _stream(messages))
 
-    ops = decode_batch("sessions", messages, NOW_US, 300_000_000).plan.op_count()
+    decoded = decode_batch("sessions", messages, NOW_US, 300_000_000)
+    ops = decoded.plan.op_count()
     assert ops > 0
     count, total = _histogram("insights_rollup_ops_per_batch")
     assert (count - ops_before[0], total - ops_before[1]) == (1, ops)
 
-    # Messages 0, 3, 6 and 9 of the 11 are sampled (one event each): 4 observations, all
-    # 90 s late; the 300-event message at index 10 is not in the sample.
+    # An evenly spaced sample of the 310 events (every second one), all 90 s late.
+    sampled = len(decoded.sample_times_us)
+    assert 1 < sampled <= LAG_SAMPLE_EVENTS
     count, total = _histogram("insights_event_time_lag_seconds")
-    assert count - lag_before[0] == LAG_SAMPLE_MESSAGES
-    assert total - lag_before[1] == pytest.approx(LAG_SAMPLE_MESSAGES * LAG_S)
+    assert count - lag_before[0] == sampled
+    assert total - lag_before[1] == pytest.approx(sampled * LAG_S)
     below = _value("insights_event_time_lag_seconds_bucket", topic=TOPIC, le="60.0")
     assert below == below_before
     within = _value("insights_event_time_lag_seconds_bucket", topic=TOPIC, le="120.0")
-    assert within >= LAG_SAMPLE_MESSAGES
+    assert within >= sampled
 
 
 async def test_a_large_message_contributes_a_bounded_evenly_spaced_sample(
