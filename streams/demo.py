@@ -107,15 +107,14 @@ def _simulation_of(users: tuple[User, ...]) -> Simulation:
 
 
 def events_for_half_hour(
-    users: list[User], hh_start_us: int, rnd: random.Random, until_us: int | None = None
+    users: list[User], hh_start_us: int, until_us: int | None = None
 ) -> Iterator[tuple[str, WireEvent]]:
     """(topic kind, event) pairs of one half-hour of ``users``' deployment, those up to
     ``until_us`` only when it is given.
 
-    The events are a function of the users and the time (``rnd`` is not used): sending a
-    half-hour again, as it fills, re-sends identical events, idempotent downstream.
+    The events are a function of the users and the time: sending a half-hour again, as it
+    fills, re-sends identical events, idempotent downstream.
     """
-    del rnd
     sim = _simulation_of(tuple(users))
     for kind, time_us, event in sim.events(hh_start_us, hh_start_us + HALF_HOUR_US):
         if until_us is None or time_us <= until_us:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import subprocess
 import sys
 import threading
@@ -87,11 +86,8 @@ def _insights(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 def _demo_events() -> dict[str, list[Any]]:
     users = demo.make_users(12, seed=3)
     out: dict[str, list[Any]] = {k: [] for k in KINDS}
-    rnd = random.Random(5)
     for hh in range(2 * 48):
-        for kind, event in demo.events_for_half_hour(
-            users, DEMO_DAY_US + hh * 30 * US_PER_MIN, rnd
-        ):
+        for kind, event in demo.events_for_half_hour(users, DEMO_DAY_US + hh * 30 * US_PER_MIN):
             out[kind].append(event)
     for kind, event in demo.build_events(users, DEMO_DAY_US + 9 * 60 * US_PER_MIN):
         out[kind].append(event)

@@ -313,7 +313,7 @@ def _demo_day(users: list[simulation.User]) -> list[tuple[str, WireEvent]]:
     half = MIN_PER_HALF_HOUR * US_PER_MIN
     pairs: list[tuple[str, WireEvent]] = []
     for hh in range(first, first + HALF_HOURS_PER_DAY * half, half):
-        pairs += demo.events_for_half_hour(users, hh, random.Random(hh))
+        pairs += demo.events_for_half_hour(users, hh)
     return pairs
 
 
@@ -333,8 +333,8 @@ def test_demo_live_cut_keeps_the_events_up_to_now() -> None:
     users = demo.make_users(20)
     hh = DAY * US_PER_DAY + 20 * MIN_PER_HALF_HOUR * US_PER_MIN  # 10:00 UTC
     until = hh + 10 * US_PER_MIN
-    full = list(demo.events_for_half_hour(users, hh, random.Random(hh)))
-    cut = list(demo.events_for_half_hour(users, hh, random.Random(hh), until_us=until))
+    full = list(demo.events_for_half_hour(users, hh))
+    cut = list(demo.events_for_half_hour(users, hh, until_us=until))
     assert 0 < len(cut) < len(full)
     assert all(pair in full for pair in cut)
     assert (
