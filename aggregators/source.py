@@ -61,6 +61,10 @@ class RollupSource(Protocol):
 
     async def profiles(self) -> dict[str, Profile]: ...
 
+    async def template_names(self) -> dict[str, tuple[str, str]]:
+        """Template id -> (template name, organization name) of templates events named."""
+        ...
+
     async def shared_frames(
         self, wanted: Sequence[tuple[int, str]], index_of: UserIndex
     ) -> list[tuple[Stamp, DayFrame] | None]:

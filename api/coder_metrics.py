@@ -29,10 +29,9 @@ the HTTP requests use.  They are recomputed every ``INSIGHTS_CODER_METRICS_REFRE
 never slows it down.  ``insights_coder_gauges_refreshed_timestamp_seconds`` says when
 the values were computed.
 
-Template names: events may name their template (``template_name``, newest wins); a store
-that keeps those names offers them as ``template_names()`` (template id -> (template name,
-organization name)), read once per refresh.  A template no event named, or a store that
-keeps no names, is labelled with its id.
+Template names: events may name their template (``template_name``, newest wins); the
+store's ``template_names()`` (template id -> (template name, organization name)) is read
+once per refresh.  A template no event named is labelled with its id.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -71,8 +70,6 @@ WINDOW_HALF_HOURS = 2  # the previous half-hour and the current one
 _SECTIONS = frozenset({"report"})
 
 TemplateLabel = Callable[[str], str]
-# A store's template names: template id -> (template name, organization name).
-TemplateNames = Callable[[], Awaitable[Mapping[str, tuple[str, str]]]]
 
 
 def template_label(template_id: str) -> str:
@@ -232,9 +229,8 @@ class CoderGaugesRefresher:
             templates.update(param["template_ids"])
         reports = {t: await self._report(coder_window(now, (t,))) for t in sorted(templates)}
         label: TemplateLabel = template_label
-        names: TemplateNames | None = getattr(self.reader.source, "template_names", None)
-        if reports and names is not None:
-            label = name_labels(await names())
+        if reports:
+            label = name_labels(await self.reader.source.template_names())
         return gauges_from_reports(reports, label, time.time())
 
     async def _report(self, window: Window) -> Mapping[str, Any]:

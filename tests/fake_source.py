@@ -111,6 +111,7 @@ class FakeSource:
     days: dict[int, FakeDay] = field(default_factory=dict)
     catalogue_entries: Catalogue = field(default_factory=dict)
     profile_entries: dict[str, Profile] = field(default_factory=dict)
+    template_name_entries: dict[str, tuple[str, str]] = field(default_factory=dict)
     users_version: int = 1
     catalogue_version: int = 1
     calls: list[tuple[str, object]] = field(default_factory=list)
@@ -157,6 +158,9 @@ class FakeSource:
     async def profiles(self) -> dict[str, Profile]:
         self.calls.append(("profiles", None))
         return dict(self.profile_entries)
+
+    async def template_names(self) -> dict[str, tuple[str, str]]:
+        return dict(self.template_name_entries)
 
     async def shared_frames(
         self, wanted: Sequence[tuple[int, str]], index_of: UserIndex

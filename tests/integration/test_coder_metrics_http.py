@@ -298,9 +298,6 @@ async def test_refresh_zero_turns_the_gauges_off(store: RollupStore, redis_url: 
         assert await _scrape(client) == {}
 
 
-@pytest.mark.skipif(
-    "template_name" not in SessionEvent._fields, reason="events carry no template names"
-)
 async def test_templates_named_by_events_are_labelled_with_their_names(
     store: RollupStore, redis_url: str
 ) -> None:
