@@ -222,72 +222,33 @@ def deployment(
     *,
     workers: int,
     worker_module: str = "insights",
+    settings: dict[str, str] | None = None,
+    partitions: int = 3,
 ) -> Iterator[Deployment]:
     """Like ``running_stack`` with ``workers`` worker processes, each run as ``python -m
-    worker_module worker``, on the default group timing (no ``INSIGHTS_BROKER_*`` of the
-    caller's environment); ready once the API is and a worker holds partitions."""
+    worker_module worker``, and ``partitions`` per topic; ready once the API is and a worker
+    holds partitions.  Without ``settings`` the group timing is the default one (no
+    ``INSIGHTS_BROKER_*`` of the caller's environment); with them (``INSIGHTS_*`` variables,
+    the fault suite's tuning) none of the caller's ``INSIGHTS_*`` is inherited."""
     name = uuid.uuid4().hex[:8]
     prefix = f"e2e{name}."
     redis_url = redis_base_url.rsplit("/", 1)[0] + f"/{db}"
     port = devstack.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHTS_BROKER_")}
-    env |= {
-        "INSIGHTS_KAFKA_BOOTSTRAP": bootstrap,
-        "INSIGHTS_REDIS_URL": redis_url,
-        "INSIGHTS_TOPIC_PREFIX": prefix,
-        "INSIGHTS_TOPIC_PARTITIONS": "3",
-        "INSIGHTS_APP_ID": f"insights-e2e-{name}",
-        "INSIGHTS_API_PORT": str(port),
-        "INSIGHTS_API_TOKENS": f"{TOKEN},{T1_TOKEN}={T1}",
-    }
-    logs = Path(tempfile.mkdtemp(prefix="insights-e2e-"))
-    stack = Stack(f"http://127.0.0.1:{port}", bootstrap, redis_url, prefix, logs)
-    dep = Deployment(stack, env, [], worker_module)
-    api = _start(["api"], env, logs / "api.log")
-    try:
-        for _ in range(workers):
-            dep.start_worker()
-        _wait_ready(stack, [api, *dep.workers])
-        yield dep
-    finally:
-        for proc in [*dep.workers, api]:
-            _stop(proc)
-
-
-# --- deployments with tuned settings (the fault suite) -------------------------------------
-
-
-@contextmanager
-def tuned_deployment(
-    bootstrap: str,
-    redis_base_url: str,
-    db: int,
-    *,
-    workers: int,
-    settings: dict[str, str],
-    partitions: int = 3,
-) -> Iterator[Deployment]:
-    """Like ``deployment`` with ``settings`` (``INSIGHTS_*`` variables) added to the
-    environment of the API and of every worker, and ``partitions`` per topic; the caller's
-    ``INSIGHTS_*`` are not inherited. Ready once the API is and a worker holds partitions."""
-    name = uuid.uuid4().hex[:8]
-    prefix = f"faults{name}."
-    redis_url = redis_base_url.rsplit("/", 1)[0] + f"/{db}"
-    port = devstack.free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INSIGHTS_")}
+    dropped = "INSIGHTS_BROKER_" if settings is None else "INSIGHTS_"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     env |= {
         "INSIGHTS_KAFKA_BOOTSTRAP": bootstrap,
         "INSIGHTS_REDIS_URL": redis_url,
         "INSIGHTS_TOPIC_PREFIX": prefix,
         "INSIGHTS_TOPIC_PARTITIONS": str(partitions),
-        "INSIGHTS_APP_ID": f"insights-faults-{name}",
+        "INSIGHTS_APP_ID": f"insights-e2e-{name}",
         "INSIGHTS_API_PORT": str(port),
         "INSIGHTS_API_TOKENS": f"{TOKEN},{T1_TOKEN}={T1}",
-        **settings,
+        **(settings or {}),
     }
-    logs = Path(tempfile.mkdtemp(prefix="insights-faults-"))
+    logs = Path(tempfile.mkdtemp(prefix="insights-e2e-"))
     stack = Stack(f"http://127.0.0.1:{port}", bootstrap, redis_url, prefix, logs)
-    dep = Deployment(stack, env, [], "insights")
+    dep = Deployment(stack, env, [], worker_module)
     api = _start(["api"], env, logs / "api.log")
     try:
         for _ in range(workers):

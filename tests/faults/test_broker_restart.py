@@ -32,7 +32,7 @@ from redis import Redis as SyncRedis
 from insights import devstack
 from streams.kafka_admin import create_topics
 from streams.workloads import AgentRef, epoch_us
-from tests.e2e.stack import Stack, tuned_deployment
+from tests.e2e.stack import Stack, deployment
 from tests.faults.exact import Expectation, Windows, today_utc, wait_until_exact
 from tests.faults.support import send, timed_get
 from tests.faults.workload import KINDS_SENT, Workload, generate, utc_midnight
@@ -70,7 +70,7 @@ def test_broker_restart_is_reported_and_the_worker_consumes_what_comes_after(
     broker = devstack.start_broker()
     port = int(broker.address.rsplit(":", 1)[1])
     try:
-        with tuned_deployment(
+        with deployment(
             broker.address,
             redis_url,
             DB,
@@ -151,7 +151,7 @@ def test_events_produced_right_after_a_broker_restart_all_count(redis_url: str) 
     broker = devstack.start_broker()
     port = int(broker.address.rsplit(":", 1)[1])
     try:
-        with tuned_deployment(broker.address, redis_url, DB, workers=1, settings={}) as dep:
+        with deployment(broker.address, redis_url, DB, workers=1, settings={}) as dep:
             stack = dep.stack
             topic = stack.topic("sessions")
             path = Windows(day, 1).paths()["user-activity"]

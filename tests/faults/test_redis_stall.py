@@ -17,7 +17,7 @@ import time
 from datetime import timedelta
 
 from insights import devstack
-from tests.e2e.stack import tuned_deployment
+from tests.e2e.stack import deployment
 from tests.faults.exact import Expectation, Windows, today_utc, wait_until_exact
 from tests.faults.support import Sender, send, timed_get
 from tests.faults.workload import generate
@@ -43,9 +43,7 @@ def test_redis_stopped_20s_gives_503s_then_the_worker_resumes_and_loses_nothing(
     stopped = False
     try:
         settings = {"INSIGHTS_STORE_TIMEOUT_S": str(STORE_TIMEOUT_S)}
-        with tuned_deployment(
-            kafka_bootstrap, redis.address, 0, workers=1, settings=settings
-        ) as dep:
+        with deployment(kafka_bootstrap, redis.address, 0, workers=1, settings=settings) as dep:
             stack = dep.stack
             paths = windows.paths()
             sender = Sender(

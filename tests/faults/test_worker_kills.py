@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from redis import Redis as SyncRedis
 
-from tests.e2e.stack import tuned_deployment
+from tests.e2e.stack import deployment
 from tests.faults.exact import Expectation, Windows, today_utc, wait_until_exact
 from tests.faults.support import Markers, Sender, send
 from tests.faults.workload import generate
@@ -53,7 +53,7 @@ def test_ten_sigkills_during_150k_events_lose_nothing_and_count_nothing_twice(
     with SyncRedis.from_url(redis_url.rsplit("/", 1)[0] + f"/{DB}") as r:
         r.flushdb()
     try:
-        with tuned_deployment(
+        with deployment(
             kafka_bootstrap, redis_url, DB, workers=1, settings=GROUP_TIMING, partitions=PARTITIONS
         ) as dep:
             stack = dep.stack
