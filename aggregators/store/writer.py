@@ -52,15 +52,8 @@ class RollupWriter:
         await self.generations.sync()
         keys = self.generations.keys
         pipe = self.redis.pipeline(transaction=False)
-        for day in days:
-            ops = plan.days.get(day, [])
-            if day in plan.builds:  # rare: don't copy a day's cell ops for nothing
-                ops = ops + [codec.build_op(b) for b in plan.builds[day]]
-            args: list[str | bytes] = [keys.day_prefix(day), orjson.dumps(ops), self._horizon_arg]
-            await self._rollup(keys=[keys.day_templates(day)], args=args, client=pipe)
-        if days:
-            # Idempotent index of days with data, so a query over decades reads only those.
-            pipe.zadd(keys.data_days(), {str(day): day for day in days})
+        # Names first: the pipeline runs in order, so a reader that sees a batch's activity
+        # also sees the usernames and app names it brought (never a user with no name yet).
         if plan.meta:
             meta_keys = [
                 keys.users(),
@@ -72,7 +65,16 @@ class RollupWriter:
             ]
             ops_json = orjson.dumps([codec.meta_op(m) for m in plan.meta])
             await self._meta(keys=meta_keys, args=[ops_json], client=pipe)
+        for day in days:
+            ops = plan.days.get(day, [])
+            if day in plan.builds:  # rare: don't copy a day's cell ops for nothing
+                ops = ops + [codec.build_op(b) for b in plan.builds[day]]
+            args: list[str | bytes] = [keys.day_prefix(day), orjson.dumps(ops), self._horizon_arg]
+            await self._rollup(keys=[keys.day_templates(day)], args=args, client=pipe)
+        if days:
+            # Idempotent index of days with data, so a query over decades reads only those.
+            pipe.zadd(keys.data_days(), {str(day): day for day in days})
         results = await pipe.execute()
         if days:
-            del results[len(days)]  # the ZADD's count is not a changed op
+            results.pop()  # the ZADD's count is not a changed op
         return sum(int(r) for r in results)
