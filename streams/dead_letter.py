@@ -1,4 +1,4 @@
-"""Dead-letter records for refused events (``shared/spec/events.md``, "Validation").
+"""Dead-letter records for refused events (``docs/events.md``, "Dead letters").
 
 The worker publishes one record per ``Rejection`` to ``insights.dead_letter``, with
 the original message key as the record key.  The metric label of a rejection is its

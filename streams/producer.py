@@ -87,7 +87,7 @@ __all__ = [
     "Undelivered",
 ]
 
-#: The contract's message key of each topic (``shared/spec/events.md``, "Topics").
+#: The contract's message key of each topic (``docs/events.md``, "The topics").
 KEY_FIELDS: Final[Mapping[str, str]] = {
     "sessions": "user_id",
     "app_usage": "user_id",
