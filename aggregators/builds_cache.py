@@ -10,6 +10,7 @@ through the injected ``RollupSource``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -40,14 +41,21 @@ class _DayEntry:
 
 class BuildsCache:
     def __init__(
-        self, source: RollupSource, max_staleness_s: float, clock: Callable[[], float]
+        self,
+        source: RollupSource,
+        max_staleness_s: float,
+        clock: Callable[[], float],
+        max_bytes: int | None = None,
     ) -> None:
         self.source = source
         self.max_staleness_s = max_staleness_s
         self._clock = clock
         self._days: dict[int, _DayEntry] = {}
         # (window, filter, builds versions) -> candidates: choosing them is array work per day
-        self._chosen: Lru[Stamp, list[StoredBuild]] = Lru(64)
+        # Lists of builds the day entries hold already: only the references are this cache's.
+        self._chosen: Lru[Stamp, list[StoredBuild]] = Lru(
+            64, max_bytes, lambda builds: sys.getsizeof(builds)
+        )
         self._intern: dict[tuple[str, ...], int] = {}
 
     async def candidates(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
@@ -37,15 +37,17 @@ from aggregators.frames import (
     latency_block,
     merge_frames,
 )
-from aggregators.lru import Lru
+from aggregators.lru import MIB, Lru, approx_bytes
 from aggregators.parameters import StoredBuild
 from aggregators.records import Catalogue, Parts
 from aggregators.reports import Profile
 from aggregators.source import RollupSource, Snapshot, Version
-from aggregators.timebase import HALF_HOURS_PER_DAY, NS_PER_DAY, ceil_div, day_span
+from aggregators.timebase import HALF_HOURS_PER_DAY, NS_PER_DAY, ceil_div
 
 Stamp = tuple[object, ...]
 T = TypeVar("T")
+
+DEFAULT_CACHE_BYTES = 64 * MIB
 
 
 @dataclass(frozen=True)
@@ -94,21 +96,31 @@ class WindowReader:
         *,
         max_staleness_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self.source = source
         self.max_staleness_s = max_staleness_s
         self._clock = clock
-        self._frames: Lru[Stamp, _Cached] = Lru(frame_cache_size)
+        # Shares of ``cache_bytes``: frames save store reads and folds, so they get the most.
+        self._frames: Lru[Stamp, _Cached] = Lru(
+            frame_cache_size, cache_bytes // 2, lambda c: approx_bytes(c.frame)
+        )
         self._frame_flights: Flights[Stamp, DayFrame] = Flights()
         self._loads: Flights[Stamp, object] = Flights()  # snapshots, profiles, catalogue
         # Entries hold the frames or view whose ids their keys use, keeping those ids unique.
-        self._views: Lru[Stamp, tuple[list[DayFrame], WindowView]] = Lru(64)
-        self._reports: Lru[Stamp, tuple[WindowView | None, object]] = Lru(256)
+        self._views: Lru[Stamp, tuple[list[DayFrame], WindowView]] = Lru(
+            64, cache_bytes // 8, lambda e: _view_bytes(e[1])
+        )
+        self._reports: Lru[Stamp, tuple[WindowView | None, object]] = Lru(
+            256, cache_bytes // 4, lambda e: approx_bytes(e[1])
+        )
         self._users = UserIndex()
-        self._blocks: Lru[Stamp, tuple[list[DayFrame], LatencyBlock]] = Lru(8)
+        self._blocks: Lru[Stamp, tuple[list[DayFrame], LatencyBlock]] = Lru(
+            8, cache_bytes // 16, lambda e: approx_bytes(e[1])
+        )
         self._catalogue: tuple[Version, Catalogue] | None = None
         self._profiles: tuple[Version, dict[str, Profile], float] | None = None
-        self._builds = BuildsCache(source, max_staleness_s, clock)
+        self._builds = BuildsCache(source, max_staleness_s, clock, cache_bytes // 16)
 
     async def read(self, req: ReadRequest) -> WindowData:
         first_day = req.first_hh // HALF_HOURS_PER_DAY
@@ -151,11 +163,9 @@ class WindowReader:
         )
 
     async def _view(self, snap: Snapshot, req: ReadRequest) -> WindowView:
-        days = set(snap.days)
         plans = [
             DayPlan(day, lo, hi, ALL_PARTS if lo == 0 else req.parts)
-            for day, lo, hi in day_span(req.first_hh, req.stop_hh)
-            if day in days
+            for day, lo, hi in _spans_of_days(req.first_hh, req.stop_hh, snap.days)
         ]
         now = self._clock()
         # Per day: a cached frame, a fold another request started, or one this request starts.
@@ -282,3 +292,22 @@ class WindowReader:
         return cached[0], cached[1]
 
     # -- builds -------------------------------------------------------------------
+
+
+def _view_bytes(view: WindowView) -> int:
+    """A view without its frames: the frame cache counts those."""
+    own = sum(approx_bytes(v) for name, v in vars(view).items() if name != "frames")
+    return own + sum(pos.nbytes + tpos.nbytes + 64 for _, pos, tpos in view.frames)
+
+
+def _spans_of_days(first_hh: int, stop_hh: int, days: Iterable[int]) -> list[tuple[int, int, int]]:
+    """``day_span`` of the half-hours, for the days with data only: a window from year 1
+    spans 740,000 days, and walking them all held the event loop for half a second."""
+    if first_hh >= stop_hh:
+        return []
+    first_day = first_hh // HALF_HOURS_PER_DAY
+    return [
+        (day, max(first_hh - base, 0), min(HALF_HOURS_PER_DAY, stop_hh - base))
+        for day in sorted(set(days))
+        if day >= first_day and (base := day * HALF_HOURS_PER_DAY) < stop_hh
+    ]

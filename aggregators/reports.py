@@ -7,9 +7,9 @@ format.  Lists are never ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from typing import overload
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from aggregators.frames import (
     latency_sampled,
     latency_templates,
 )
-from aggregators.timebase import MS_PER_HALF_HOUR, NS_PER_HOUR, NS_PER_MS
+from aggregators.timebase import MS_PER_HALF_HOUR, NS_PER_DAY, NS_PER_HOUR, NS_PER_MS
 
 SECONDS_PER_MINUTE = 60
 
@@ -91,27 +91,103 @@ def apps_usage(view: WindowView) -> list[Json]:
 
 def interval_reports(
     view: WindowView, start_ns: int, end_ns: int, days: int, render: RenderTime
-) -> list[Json]:
+) -> IntervalReports:
     """Intervals of ``days`` x 24 h from the start (the last may be short), empty ones too.
 
     An interval holds the half-hours starting at or after its start that end
-    at or before its end.
+    at or before its end.  Only intervals that meet a day of the view are
+    counted; the rest are empty and built only when iterated.
     """
     step = days * 24 * NS_PER_HOUR
+    count = -(-(end_ns - start_ns) // step) if end_ns > start_ns else 0
     hh_ns = MS_PER_HALF_HOUR * NS_PER_MS
-    spans = list(pairwise([*range(start_ns, end_ns, step), end_ns]))
+    near: set[int] = set()
+    for f, _, _ in view.frames:
+        lo = (f.day * NS_PER_DAY - start_ns) // step - 1
+        hi = ((f.day + 1) * NS_PER_DAY - start_ns) // step + 1
+        near.update(range(max(lo, 0), min(hi, count - 1) + 1))
+    indices = sorted(near)
+    spans = [_span(start_ns, end_ns, step, i) for i in indices]
     bounds = [(-(-lo // hh_ns), hi // hh_ns) for lo, hi in spans]
     counted = interval_activity(view, bounds)
-    return [
-        {
-            "start_time": render(lo),
-            "end_time": render(hi),
-            "template_ids": templates,
-            "interval": "day" if days == 1 else "week",
+    active = {i: hit for i, hit in zip(indices, counted, strict=True) if hit[0] or hit[1]}
+    return IntervalReports(
+        start_ns, end_ns, step, count, "day" if days == 1 else "week", render, active
+    )
+
+
+def _span(start_ns: int, end_ns: int, step: int, i: int) -> tuple[int, int]:
+    lo = start_ns + i * step
+    return lo, min(lo + step, end_ns)
+
+
+class IntervalReports(Sequence[Json]):
+    """The interval reports of a window, as they are listed, without holding them.
+
+    A day interval from year 1 to now is some 740,000 intervals, nearly all empty:
+    as dicts they took half a GiB, so only the active intervals are kept and each
+    report is built when read (``chunks`` for encoding a few thousand at a time)."""
+
+    __slots__ = ("_active", "_count", "_end_ns", "_label", "_render", "_start_ns", "_step")
+
+    def __init__(
+        self,
+        start_ns: int,
+        end_ns: int,
+        step: int,
+        count: int,
+        label: str,
+        render: RenderTime,
+        active: dict[int, tuple[int, list[str]]],
+    ) -> None:
+        self._start_ns, self._end_ns, self._step, self._count = start_ns, end_ns, step, count
+        self._label, self._render, self._active = label, render, active
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> Json: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Json]: ...
+
+    def __getitem__(self, index: int | slice) -> Json | list[Json]:
+        if isinstance(index, slice):
+            return [self._report(i) for i in range(*index.indices(self._count))]
+        i = index + self._count if index < 0 else index
+        if not 0 <= i < self._count:
+            raise IndexError(index)
+        return self._report(i)
+
+    def __iter__(self) -> Iterator[Json]:
+        for chunk in self.chunks():
+            yield from chunk
+
+    def chunks(self, size: int = 4096) -> Iterator[list[Json]]:
+        for first in range(0, self._count, size):
+            yield [self._report(i) for i in range(first, min(first + size, self._count))]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, IntervalReports | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, which are unhashable
+
+    def __repr__(self) -> str:
+        return f"IntervalReports({self._count} {self._label}s, {len(self._active)} active)"
+
+    def _report(self, i: int) -> Json:
+        lo, hi = _span(self._start_ns, self._end_ns, self._step, i)
+        users, templates = self._active.get(i, (0, []))
+        return {
+            "start_time": self._render(lo),
+            "end_time": self._render(hi),
+            "template_ids": list(templates),
+            "interval": self._label,
             "active_users": users,
         }
-        for (lo, hi), (users, templates) in zip(spans, counted, strict=True)
-    ]
 
 
 def _template_lists(view: WindowView, matrix: Bool, users: Iterable[int]) -> list[list[str]]:

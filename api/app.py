@@ -9,11 +9,22 @@ from datetime import UTC, datetime
 from aiohttp import web
 from redis.asyncio import Redis
 
+from aggregators.lru import MIB, Lru
 from aggregators.reader import WindowReader
 from aggregators.store import RollupStore
 from api import coder_metrics, views
 from api.auth import TokenRegistry
-from api.context import BROKER, CLOCK, READER, SETTINGS, STORE, TOKENS
+from api.context import (
+    BROKER,
+    CLOCK,
+    ENCODED,
+    READER,
+    SETTINGS,
+    STORE,
+    TOKENS,
+    WIDE,
+    WideReports,
+)
 from api.readiness import BrokerProbe
 from api.request_id import request_id_middleware
 from insights.kafka_client import kafka_client_kwargs
@@ -57,6 +68,9 @@ def create_app(
         security=kafka_client_kwargs(settings) if settings.kafka_bootstrap else None,
     )
     app.on_cleanup.append(_close_broker_probe)
+    app[WIDE] = WideReports()
+    # An eighth of the cache budget for encoded answers, the rest for the reader's caches.
+    app[ENCODED] = Lru(64, _cache_bytes(settings) // 8, lambda entry: len(entry[1]) + 100)
     if store is not None:
         app[STORE] = store
         app[READER] = _reader(settings, store)
@@ -78,8 +92,16 @@ def create_metrics_app(settings: Settings) -> web.Application:
     return app
 
 
+def _cache_bytes(settings: Settings) -> int:
+    return settings.api_cache_mb * MIB
+
+
 def _reader(settings: Settings, store: RollupStore) -> WindowReader:
-    return WindowReader(store.source, max_staleness_s=settings.read_staleness_ms / 1000)
+    return WindowReader(
+        store.source,
+        max_staleness_s=settings.read_staleness_ms / 1000,
+        cache_bytes=_cache_bytes(settings) - _cache_bytes(settings) // 8,
+    )
 
 
 async def _tune_gc(app: web.Application) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import hmac
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -17,6 +18,8 @@ from typing import TypeVar
 import orjson
 import structlog
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import Payload
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -26,12 +29,13 @@ from aggregators import queries
 from aggregators.lru import Lru
 from aggregators.parameters import ParameterDecodeError
 from aggregators.queries import Window
+from aggregators.reports import IntervalReports
 from aggregators.timebase import MS_PER_S, NS_PER_MS
 from api import openapi, params
 from api.auth import Scope, presented_token
 from api.coder.gotime import GoTime, format_rfc3339
 from api.coder.markdown import plaintext
-from api.context import BROKER, CLOCK, READER, SETTINGS, STORE, TOKENS
+from api.context import BROKER, CLOCK, ENCODED, READER, SETTINGS, STORE, TOKENS, WIDE
 from api.params import ApiError
 from api.readiness import OK, UNKNOWN, store_state
 from insights import metrics
@@ -50,21 +54,97 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def json_response(body: object, status: int = 200) -> web.Response:
-    return web.Response(
-        body=_encoded(body), status=status, content_type="application/json", charset="utf-8"
-    )
+    return _json_bytes(orjson.dumps(body), status)
 
 
-_ENCODED: Lru[int, tuple[object, bytes]] = Lru(64)
+def _json_bytes(data: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=data, status=status, content_type="application/json", charset="utf-8")
 
 
-def _encoded(body: object) -> bytes:
+# Never in orjson's output (it escapes control characters in strings): marks where each
+# interval report list goes in the encoded rest of the answer.
+_HOLE = b"\x00"
+
+
+def encode_pieces(body: object) -> list[bytes]:
+    """``orjson.dumps(body)``, byte for byte, in pieces: interval reports are built and
+    encoded a chunk at a time (``IntervalReports.chunks``), so a wide answer exists once,
+    as bytes, never as Python objects nor joined into a second copy."""
+    lists: list[IntervalReports] = []
+
+    def hole(obj: object) -> orjson.Fragment:
+        if isinstance(obj, IntervalReports):
+            lists.append(obj)
+            return orjson.Fragment(_HOLE)
+        raise TypeError(f"Type is not JSON serializable: {type(obj).__name__}")
+
+    outline = orjson.dumps(body, default=hole)
+    if not lists:
+        return [outline]
+    between = outline.split(_HOLE)
+    pieces = [between[0]]
+    for reports, after in zip(lists, between[1:], strict=True):
+        opening = b"["
+        for chunk in reports.chunks():
+            pieces.append(opening + orjson.dumps(chunk)[1:-1])
+            opening = b","
+        pieces.append((b"[]" if opening == b"[" else b"]") + after)
+    return pieces
+
+
+def interval_count(body: object) -> int:
+    reports = body.get("interval_reports") if isinstance(body, dict) else None
+    return len(reports) if isinstance(reports, IntervalReports) else 0
+
+
+class _Pieces(Payload):
+    """A body sent piece by piece, each dropped once written: the transport never
+    buffers a copy of a wide answer (``writer.write`` waits while it is full)."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        super().__init__(deque(pieces))
+        self._size = sum(map(len, pieces))
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return b"".join(self._value).decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        pieces: deque[bytes] = self._value
+        while pieces:
+            await writer.write(pieces.popleft())
+
+
+async def _answer(app: web.Application, body: object) -> web.Response:
+    """A report's answer; wide ones are encoded in a thread, one at a time (``WideReports``)."""
+    wide = app[WIDE]
+    if interval_count(body) <= wide.intervals:
+        return _json_bytes(_encoded(app[ENCODED], body))
+    await wide.slot.acquire()
+    try:
+        encoding = asyncio.ensure_future(asyncio.to_thread(encode_pieces, body))
+    except BaseException:
+        wide.slot.release()
+        raise
+    encoding.add_done_callback(functools.partial(_free_slot, wide.slot))
+    # A request cancelled meanwhile leaves its thread running: the slot stays taken until
+    # that thread is done, or cancelled requests would let wide encodings pile up.
+    pieces = await asyncio.shield(encoding)
+    return web.Response(body=_Pieces(pieces), content_type="application/json", charset="utf-8")
+
+
+def _free_slot(slot: asyncio.Semaphore, done: asyncio.Future[list[bytes]]) -> None:
+    slot.release()
+    if not done.cancelled():
+        done.exception()  # retrieved here: the request it was for may be gone
+
+
+def _encoded(cache: Lru[int, tuple[object, bytes]], body: object) -> bytes:
     """Reports are memoised objects, served many times over: encode each once."""
-    hit = _ENCODED.get(id(body))
+    hit = cache.get(id(body))
     if hit is not None and hit[0] is body:
         return hit[1]
-    data = orjson.dumps(body)
-    _ENCODED.put(id(body), (body, data))  # holding the body keeps its id unique
+    data = b"".join(encode_pieces(body))
+    cache.put(id(body), (body, data))  # holding the body keeps its id unique
     return data
 
 
@@ -98,7 +178,7 @@ async def _compute(request: web.Request, failure: str, work: Awaitable[object]) 
     way through a pipeline (that left half-written connections behind).
     """
     try:
-        body = await work
+        return await _answer(request.app, await work)
     except (RedisError, OSError, TimeoutError) as exc:
         log.warning("store unavailable", path=request.path, error=_one_line(exc))
         return error_response(params.store_unavailable(store_reason(exc)))
@@ -108,7 +188,6 @@ async def _compute(request: web.Request, failure: str, work: Awaitable[object]) 
     except Exception as exc:
         log.error("request failed", path=request.path, exc_info=exc)
         return error_response(params.internal_error(failure, type(exc).__name__))
-    return json_response(body)
 
 
 def store_reason(exc: BaseException) -> str:

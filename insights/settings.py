@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     read_staleness_ms: int = Field(
         250, ge=0, le=1000, description="a changed day is refolded at most once per this"
     )
+    api_cache_mb: int = Field(
+        64, ge=1, description="approximate memory of the API's read caches (frames, reports)"
+    )
     readiness_max_age_s: float = Field(30.0, gt=0)
     readiness_broker_timeout_s: float = Field(
         1.0, gt=0, le=10, description="bound of the API's broker check (/readyz)"

@@ -520,12 +520,7 @@ def test_fuzzed_queries_tokens_and_request_ids(
 # --- deep only --------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not DEEP, reason="make test-deep only: some 6 s and 0.8 GB")
-@pytest.mark.xfail(
-    strict=True,
-    reason="a day-interval templates report from 0001-01-02 to now (738,000 intervals, a "
-    "92 MB answer) is computed on the event loop: every other request waits ~5 s for it",
-)
+@pytest.mark.skipif(not DEEP, reason="make test-deep only: a 92 MB answer, some seconds")
 def test_a_huge_day_interval_report_does_not_hold_up_other_requests(
     live_server: LiveServer,
 ) -> None:
