@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit integration e2e faults bench bench-coder bench-live bench-memory schemas clean redis-server test-deep soak
+.PHONY: install up test lint typecheck unit integration e2e faults bench bench-coder bench-live bench-memory schemas clean redis-server chromium test-deep soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ install: $(STAMP)
 # missing; INSIGHTS_TEST_NO_APT=1 installs nothing and those tests are skipped.
 redis-server:
 	sh tests/integration/install_redis_server.sh
+
+# Debian's chromium for the dashboard's browser test, installed with apt-get when missing;
+# INSIGHTS_TEST_NO_APT=1 installs nothing and that test is skipped.
+chromium:
+	sh tests/e2e/install_chromium.sh
 
 # Broker + Redis (embedded) + worker + API with demo data on http://127.0.0.1:8080
 up: $(STAMP)
@@ -35,7 +40,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy bench
 
 # pytest exits 5 when it collected no test: treat that as a failure, never a pass.
-test: lint typecheck redis-server
+test: lint typecheck redis-server chromium
 	$(BIN)/pytest -q -ra; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$status
 
@@ -52,7 +57,7 @@ unit: $(STAMP)
 integration: $(STAMP) redis-server
 	$(BIN)/pytest -q tests/integration
 
-e2e: $(STAMP)
+e2e: $(STAMP) chromium
 	$(BIN)/pytest -q tests/e2e
 
 # The fault suite alone (tests/faults, part of `make test`): workers SIGKILLed during 150,000

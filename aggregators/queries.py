@@ -16,6 +16,8 @@ from aggregators.records import Parts
 from aggregators.reports import (
     Json,
     RenderTime,
+    Steps,
+    UniformSteps,
     active_templates,
     active_users,
     apps_usage,
@@ -23,12 +25,10 @@ from aggregators.reports import (
     interval_reports,
     user_activity,
     user_latency,
-    utc_days_for_local,
+    utc_days_for_bounds,
 )
 from aggregators.timebase import (
     HALF_HOURS_PER_DAY,
-    MS_PER_DAY,
-    MS_PER_HOUR,
     NS_PER_MS,
     window_half_hours,
 )
@@ -63,6 +63,9 @@ async def _read(
     return await reader.read(request)
 
 
+StepsOf = Callable[[int, int, int], Steps]  # (start ns, end ns, days) -> intervals
+
+
 async def templates_report(
     reader: WindowReader,
     window: Window,
@@ -70,15 +73,21 @@ async def templates_report(
     sections: frozenset[str],
     render: RenderTime,
     describe: Callable[[str], str],
+    steps_of: StepsOf = UniformSteps,
+    zone: str = "",
 ) -> Json:
+    """``steps_of`` and ``render`` follow the request's zone (``zone`` names it: the memo key
+    must tell a zone's answer from a fixed offset's)."""
     data = await _read(
         reader, window, frozenset({"a", "x"}), builds="report" in sections, profiles=False
     )
-    key = ("templates", window, interval_days, sections)
+    key = ("templates", window, interval_days, sections, zone)
     return reader.memo(
         key,
         data,
-        lambda: _templates(reader, data, window, interval_days, sections, render, describe),
+        lambda: _templates(
+            reader, data, window, interval_days, sections, render, describe, steps_of
+        ),
     )
 
 
@@ -90,6 +99,7 @@ def _templates(
     sections: frozenset[str],
     render: RenderTime,
     describe: Callable[[str], str],
+    steps_of: StepsOf,
 ) -> Json:
     acc = data.view
     out: Json = {}
@@ -114,9 +124,8 @@ def _templates(
             ),
         }
     if "interval_reports" in sections and interval_days and window.start_ns < window.end_ns:
-        out["interval_reports"] = interval_reports(
-            acc, window.start_ns, window.end_ns, interval_days, render
-        )
+        steps = steps_of(window.start_ns, window.end_ns, interval_days)
+        out["interval_reports"] = interval_reports(acc, steps, interval_days, render)
     return out
 
 
@@ -152,19 +161,25 @@ async def user_latency_report(
 
 
 async def daus_report(
-    reader: WindowReader, now_ms: int, offset_h: int, render_day: Callable[[int], str]
+    reader: WindowReader,
+    first_local_day: int,
+    bounds_hh: Sequence[int],
+    offset_h: int,
+    render_day: Callable[[int], str],
+    zone: str = "",
 ) -> Json:
-    """DAUs of the 60 local days before today and today; ``render_day`` names an epoch day."""
-    today = (now_ms + offset_h * MS_PER_HOUR) // MS_PER_DAY
-    first = today - (DAU_DAYS - 1)
-    utc_days = utc_days_for_local(first, DAU_DAYS, offset_h)
+    """DAUs of the local days from ``first_local_day`` (the 60 before today, then today), day
+    ``i`` being the UTC half-hours ``[bounds_hh[i], bounds_hh[i + 1])``; ``render_day`` names
+    an epoch day, ``offset_h`` is echoed, ``zone`` names the zone that gave the bounds."""
+    utc_days = utc_days_for_bounds(bounds_hh)
     hh = HALF_HOURS_PER_DAY
     request = ReadRequest(utc_days.start * hh, utc_days.stop * hh, None, frozenset({"a"}))
     data = await reader.read(request)
 
     def compute() -> Json:
-        rows = daily_active_users(data.view, first, DAU_DAYS, offset_h)
+        rows = daily_active_users(data.view, first_local_day, bounds_hh)
         entries = [{"date": render_day(day), "amount": amount} for day, amount in rows]
         return {"entries": entries, "tz_hour_offset": offset_h}
 
-    return reader.memo(("daus", first, offset_h), data, compute)
+    key = ("daus", first_local_day, offset_h, zone, bounds_hh[0], bounds_hh[-1])
+    return reader.memo(key, data, compute)

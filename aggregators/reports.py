@@ -7,9 +7,10 @@ format.  Lists are never ``None``.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import overload
+from typing import Protocol, overload
 
 import numpy as np
 
@@ -22,7 +23,13 @@ from aggregators.frames import (
     latency_sampled,
     latency_templates,
 )
-from aggregators.timebase import MS_PER_HALF_HOUR, NS_PER_DAY, NS_PER_HOUR, NS_PER_MS
+from aggregators.timebase import (
+    HALF_HOURS_PER_DAY,
+    MS_PER_HALF_HOUR,
+    NS_PER_DAY,
+    NS_PER_HOUR,
+    NS_PER_MS,
+)
 
 SECONDS_PER_MINUTE = 60
 
@@ -89,36 +96,57 @@ def apps_usage(view: WindowView) -> list[Json]:
     return out
 
 
+class Steps(Protocol):
+    """The intervals of a report: how many, each one's ``[lo, hi)`` in epoch ns, and which
+    may meet a span of time (a superset is fine)."""
+
+    @property
+    def count(self) -> int: ...
+
+    def span(self, i: int) -> tuple[int, int]: ...
+
+    def near(self, lo_ns: int, hi_ns: int) -> range: ...
+
+
+class UniformSteps:
+    """Coder's intervals: ``days`` x 24 h from the start, the last one cut at the end."""
+
+    __slots__ = ("count", "end_ns", "start_ns", "step")
+
+    def __init__(self, start_ns: int, end_ns: int, days: int) -> None:
+        self.start_ns, self.end_ns = start_ns, end_ns
+        self.step = days * 24 * NS_PER_HOUR
+        self.count = -(-(end_ns - start_ns) // self.step) if end_ns > start_ns else 0
+
+    def span(self, i: int) -> tuple[int, int]:
+        lo = self.start_ns + i * self.step
+        return lo, min(lo + self.step, self.end_ns)
+
+    def near(self, lo_ns: int, hi_ns: int) -> range:
+        lo = (lo_ns - self.start_ns) // self.step - 1
+        hi = (hi_ns - self.start_ns) // self.step + 1
+        return range(max(lo, 0), min(hi, self.count - 1) + 1)
+
+
 def interval_reports(
-    view: WindowView, start_ns: int, end_ns: int, days: int, render: RenderTime
+    view: WindowView, steps: Steps, days: int, render: RenderTime
 ) -> IntervalReports:
-    """Intervals of ``days`` x 24 h from the start (the last may be short), empty ones too.
+    """The window's intervals (the last may be short), empty ones too.
 
     An interval holds the half-hours starting at or after its start that end
     at or before its end.  Only intervals that meet a day of the view are
     counted; the rest are empty and built only when iterated.
     """
-    step = days * 24 * NS_PER_HOUR
-    count = -(-(end_ns - start_ns) // step) if end_ns > start_ns else 0
     hh_ns = MS_PER_HALF_HOUR * NS_PER_MS
     near: set[int] = set()
     for f, _, _ in view.frames:
-        lo = (f.day * NS_PER_DAY - start_ns) // step - 1
-        hi = ((f.day + 1) * NS_PER_DAY - start_ns) // step + 1
-        near.update(range(max(lo, 0), min(hi, count - 1) + 1))
+        near.update(steps.near(f.day * NS_PER_DAY, (f.day + 1) * NS_PER_DAY))
     indices = sorted(near)
-    spans = [_span(start_ns, end_ns, step, i) for i in indices]
+    spans = [steps.span(i) for i in indices]
     bounds = [(-(-lo // hh_ns), hi // hh_ns) for lo, hi in spans]
     counted = interval_activity(view, bounds)
     active = {i: hit for i, hit in zip(indices, counted, strict=True) if hit[0] or hit[1]}
-    return IntervalReports(
-        start_ns, end_ns, step, count, "day" if days == 1 else "week", render, active
-    )
-
-
-def _span(start_ns: int, end_ns: int, step: int, i: int) -> tuple[int, int]:
-    lo = start_ns + i * step
-    return lo, min(lo + step, end_ns)
+    return IntervalReports(steps, "day" if days == 1 else "week", render, active)
 
 
 class IntervalReports(Sequence[Json]):
@@ -128,19 +156,16 @@ class IntervalReports(Sequence[Json]):
     as dicts they took half a GiB, so only the active intervals are kept and each
     report is built when read (``chunks`` for encoding a few thousand at a time)."""
 
-    __slots__ = ("_active", "_count", "_end_ns", "_label", "_render", "_start_ns", "_step")
+    __slots__ = ("_active", "_count", "_label", "_render", "_steps")
 
     def __init__(
         self,
-        start_ns: int,
-        end_ns: int,
-        step: int,
-        count: int,
+        steps: Steps,
         label: str,
         render: RenderTime,
         active: dict[int, tuple[int, list[str]]],
     ) -> None:
-        self._start_ns, self._end_ns, self._step, self._count = start_ns, end_ns, step, count
+        self._steps, self._count = steps, steps.count
         self._label, self._render, self._active = label, render, active
 
     def __len__(self) -> int:
@@ -179,7 +204,7 @@ class IntervalReports(Sequence[Json]):
         return f"IntervalReports({self._count} {self._label}s, {len(self._active)} active)"
 
     def _report(self, i: int) -> Json:
-        lo, hi = _span(self._start_ns, self._end_ns, self._step, i)
+        lo, hi = self._steps.span(i)
         users, templates = self._active.get(i, (0, []))
         return {
             "start_time": self._render(lo),
@@ -259,31 +284,44 @@ def _number(value: float) -> float | int:
 
 
 def daily_active_users(
-    view: WindowView, first_local_day: int, days: int, offset_h: int
+    view: WindowView, first_local_day: int, bounds_hh: Sequence[int]
 ) -> list[tuple[int, int]]:
-    """Distinct active users per local day ``[D 00:00, D+1 00:00)`` at ``offset_h`` east of UTC.
+    """Distinct active users per local day: local day ``first_local_day + i`` holds the UTC
+    half-hours ``[bounds_hh[i], bounds_hh[i + 1])`` (24 h apart at a fixed offset; 23 or 25
+    across a DST change).
 
     ``view`` holds whole UTC days (all templates); a UTC day's half-hours fall on
     two local days, split where local midnight falls.  Returns ``(local epoch day,
-    amount)`` for ``days`` local days.
+    amount)`` per local day.
     """
-    shift = offset_h * 2  # half-hours to add to UTC to get local time
+    days = len(bounds_hh) - 1
     seen = np.zeros((days, len(view.users)), dtype=np.bool_)
     for f, pos, _ in view.frames:
         if not len(f.templates):
             continue
         any_template = np.bitwise_or.reduce(f.active, axis=0)
-        local_day, phase = divmod(f.day * 48 + shift, 48)
-        low = np.int64((1 << (48 - phase)) - 1)  # bits before local midnight
-        for part, hit in ((local_day, any_template & low), (local_day + 1, any_template & ~low)):
-            idx = part - first_local_day
-            if 0 <= idx < days:
-                seen[idx, pos[hit != 0]] = True
+        day_lo = f.day * HALF_HOURS_PER_DAY
+        first = max(bisect.bisect_right(bounds_hh, day_lo) - 1, 0)
+        for i in range(first, days):
+            lo = max(bounds_hh[i], day_lo) - day_lo
+            hi = min(bounds_hh[i + 1], day_lo + HALF_HOURS_PER_DAY) - day_lo
+            if lo >= HALF_HOURS_PER_DAY:
+                break
+            if hi <= lo:
+                continue
+            mask = np.int64(((1 << (hi - lo)) - 1) << lo)
+            hit = any_template & mask
+            seen[i, pos[hit != 0]] = True
     return [(first_local_day + i, int(n)) for i, n in enumerate(seen.sum(axis=1))]
 
 
-def utc_days_for_local(first_local_day: int, days: int, offset_h: int) -> range:
-    """UTC days overlapping local days ``[first, first + days)`` at ``offset_h``."""
-    lo = first_local_day - (1 if offset_h > 0 else 0)
-    hi = first_local_day + days + (1 if offset_h < 0 else 0)
-    return range(lo, hi)
+def offset_day_bounds(first_local_day: int, days: int, offset_h: int) -> list[int]:
+    """``daily_active_users`` bounds of local days ``[first, first + days)`` at a fixed offset
+    of ``offset_h`` hours east of UTC."""
+    shift = offset_h * 2  # half-hours
+    return [(first_local_day + i) * HALF_HOURS_PER_DAY - shift for i in range(days + 1)]
+
+
+def utc_days_for_bounds(bounds_hh: Sequence[int]) -> range:
+    """UTC days holding the half-hours ``[bounds_hh[0], bounds_hh[-1])``."""
+    return range(bounds_hh[0] // HALF_HOURS_PER_DAY, -(-bounds_hh[-1] // HALF_HOURS_PER_DAY))

@@ -18,6 +18,7 @@ from api.context import (
     BROKER,
     CLOCK,
     ENCODED,
+    LIVE,
     READER,
     SETTINGS,
     STORE,
@@ -25,6 +26,7 @@ from api.context import (
     WIDE,
     WideReports,
 )
+from api.live import LiveHub, source_versions
 from api.readiness import BrokerProbe
 from api.request_id import request_id_middleware
 from insights.kafka_client import kafka_client_kwargs
@@ -69,6 +71,8 @@ def create_app(
     )
     app.on_cleanup.append(_close_broker_probe)
     app[WIDE] = WideReports()
+    app[LIVE] = LiveHub(lambda first, stop: source_versions(app[READER].source, first, stop), clock)
+    app.on_shutdown.append(_close_live)  # an open event stream would hold shutdown up
     # An eighth of the cache budget for encoded answers, the rest for the reader's caches.
     app[ENCODED] = Lru(64, _cache_bytes(settings) // 8, lambda entry: len(entry[1]) + 100)
     if store is not None:
@@ -110,6 +114,10 @@ async def _tune_gc(app: web.Application) -> None:
     as 2-3x tail latency (bench/bench_api.py).  Cycles are rare here, so collect
     less often."""
     gc.set_threshold(100_000, 50, 100)
+
+
+async def _close_live(app: web.Application) -> None:
+    await app[LIVE].close()
 
 
 async def _close_broker_probe(app: web.Application) -> None:

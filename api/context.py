@@ -13,6 +13,7 @@ from aggregators.lru import Lru
 from aggregators.reader import WindowReader
 from aggregators.store import RollupStore
 from api.auth import TokenRegistry
+from api.live import LiveHub
 from api.readiness import BrokerProbe
 from insights.settings import Settings
 
@@ -38,5 +39,6 @@ TOKENS = web.AppKey("tokens", TokenRegistry)
 BROKER = web.AppKey("broker", BrokerProbe)
 CLOCK: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
 WIDE = web.AppKey("wide", WideReports)
+LIVE = web.AppKey("live", LiveHub)
 # Encoded answers by the id of the memoised report they encode (the entry holds the report).
 ENCODED: web.AppKey[Lru[int, tuple[object, bytes]]] = web.AppKey("encoded")

@@ -139,6 +139,22 @@ _TZ_OFFSET: Schema = {
     "schema": {"type": "integer", "minimum": -12, "maximum": 14, "default": 0},
     "example": -3,
 }
+_TZ: Schema = {
+    "name": "tz",
+    "in": "query",
+    "required": False,
+    "description": "Extension: an IANA time zone (`America/Sao_Paulo`, `Asia/Kolkata`, `UTC`), "
+    "as browsers report it. On `/daus` it replaces `tz_offset` (both: 400 on `tz`) and the "
+    "61 entries are the zone's true local days, DST included (23 or 25 hours); "
+    "`tz_hour_offset` then echoes the zone's offset now, in whole hours truncated toward 0. "
+    "On `/templates` the interval reports split at the zone's local midnights (DST-correct "
+    "days and weeks; the first starts at `start_time`, the last ends at `end_time`). "
+    "`start_time`/`end_time` keep their rules. A half-hour belongs to the local day it starts "
+    'in. An unknown name: 400 on `tz` with `unknown time zone "<name>"`; checked after '
+    "every other parameter.",
+    "schema": {"type": "string", "maxLength": 64},
+    "example": "Europe/Berlin",
+}
 
 
 # --- operations --------------------------------------------------------------------------
@@ -202,9 +218,9 @@ def _paths() -> dict[str, Schema]:
             "get-deployment-daus",
             "Get deployment DAUs",
             "Daily active users of the 60 full local days before today and today "
-            "(61 entries), in true local days of the fixed offset `tz_offset`. Needs a "
-            "deployment-scoped token (checked before the query string).",
-            [_TZ_OFFSET],
+            "(61 entries), in true local days of the fixed offset `tz_offset` or of the zone "
+            "`tz`. Needs a deployment-scoped token (checked before the query string).",
+            [_TZ_OFFSET, _TZ],
             "codersdk.DAUsResponse",
             (400, 401, 403, 500, 503),
         ),
@@ -213,7 +229,7 @@ def _paths() -> dict[str, Schema]:
             "Get insights about templates",
             "Active users, builtin and template-app usage, parameter usage and per-day or "
             "per-week active users over the window `[start_time, end_time)`.",
-            [_START_TIME, _END_TIME, _INTERVAL, _TEMPLATE_IDS, _SECTIONS],
+            [_START_TIME, _END_TIME, _INTERVAL, _TEMPLATE_IDS, _SECTIONS, _TZ],
             "codersdk.TemplateInsightsResponse",
             window_errors,
         ),
@@ -221,7 +237,7 @@ def _paths() -> dict[str, Schema]:
             "get-insights-about-user-activity",
             "Get insights about user activity",
             "Seconds of activity per user over the window `[start_time, end_time)`.",
-            [_START_TIME, _END_TIME, _TEMPLATE_IDS],
+            [_START_TIME, _END_TIME, _TEMPLATE_IDS, _TZ],
             "codersdk.UserActivityInsightsResponse",
             window_errors,
         ),
@@ -230,10 +246,54 @@ def _paths() -> dict[str, Schema]:
             "Get insights about user latency",
             "Connection-latency percentiles per user over the window `[start_time, end_time)`, "
             "from mergeable sketches of all samples.",
-            [_START_TIME, _END_TIME, _TEMPLATE_IDS, _PERCENTILES],
+            [_START_TIME, _END_TIME, _TEMPLATE_IDS, _PERCENTILES, _TZ],
             "codersdk.UserLatencyInsightsResponse",
             window_errors,
         ),
+        "/api/v2/insights/template-names": _insights_operation(
+            "get-insights-template-names",
+            "Get template names (extension)",
+            "The names events gave the templates (`template_name`, `organization_name`; the "
+            "newest naming event wins), sorted by name; a template-scoped token sees its own "
+            "templates only. Takes no parameters.",
+            [],
+            "TemplateNames",
+            (400, 401, 500, 503),
+        ),
+        "/api/v2/insights/live": {
+            "get": {
+                "operationId": "get-insights-live",
+                "summary": "Live updates (extension): which days changed",
+                "description": "A `text/event-stream` that stays open: `event: changed` with "
+                '`data: {"days": ["YYYY-MM-DD", ...], "time": "<RFC 3339 UTC>"}` '
+                "each time the rollups of some UTC days (of the last 100) change, at most "
+                "twice a second; the first message after connecting lists no days. Comment "
+                "lines keep the connection alive every 15 s. Because browsers' `EventSource` "
+                "cannot send headers, the token may also come as the `coder_session_token` "
+                "query parameter (the only parameter taken) or cookie. 503 when the process "
+                "already serves 1,000 streams.",
+                "tags": ["Insights"],
+                "security": [*_SECURITY, {"SessionTokenQuery": []}, {"SessionTokenCookie": []}],
+                "parameters": [
+                    {
+                        "name": "coder_session_token",
+                        "in": "query",
+                        "required": False,
+                        "description": "The token, for clients that cannot send headers.",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The event stream",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "400": _json(_ref("codersdk.Response"), "An unknown query parameter."),
+                    "401": _json(_ref("codersdk.Response"), _ERROR_TEXT[401]),
+                    "503": _json(_ref("codersdk.Response"), "Too many open streams."),
+                },
+            }
+        },
         "/healthz": _public_operation(
             "get-healthz",
             "Liveness: the HTTP server answers",
@@ -287,6 +347,18 @@ def openapi_document() -> dict[str, object]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "The same token as `Authorization: Bearer <token>`.",
+                },
+                "SessionTokenQuery": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "coder_session_token",
+                    "description": "The token as a query parameter (`/live` only).",
+                },
+                "SessionTokenCookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "coder_session_token",
+                    "description": "The token as the cookie Coder sets (`/live` only).",
                 },
             },
         },

@@ -12,6 +12,9 @@ Two stages, as in Coder:
 2. value checks (times, ``interval``, ``sections``, ``tz_offset`` range) that
    stop at the first failure (singular message).
 
+The ``tz`` extension (an IANA zone name, on every endpoint) is parsed with the rest and
+checked after every check Coder makes, so a request Coder would refuse gets Coder's answer.
+
 Parsed ``template_ids`` are lowercase canonical UUIDs in the order given with
 duplicates removed (first occurrence kept): the spec accepts duplicates and
 they change nothing, so dropping them here spares every consumer the work.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -51,10 +55,12 @@ MSG_INTERNAL_PARAMETERS = "Internal error converting template parameter insights
 MSG_INTERNAL_USER_ACTIVITY = "Internal error fetching user activity."
 MSG_INTERNAL_USER_LATENCY = "Internal error fetching user latency."
 MSG_INTERNAL_DAUS = "Internal error fetching DAUs."
+MSG_INTERNAL_TEMPLATE_NAMES = "Internal error fetching template names."
 
 SECTION_INTERVAL_REPORTS = "interval_reports"
 SECTION_REPORT = "report"
 TZ_OFFSET_MIN, TZ_OFFSET_MAX = -12, 14
+TZ_NAME_MAX_CHARS = 64  # the longest IANA name is ~32 characters
 
 _WEEK_NS = 7 * NS_PER_DAY
 _GO_MAX_DURATION = 2**63 - 1  # time.Duration saturates here (Time.Sub)
@@ -127,6 +133,7 @@ class TemplatesQuery:
     template_ids: tuple[str, ...]
     interval: str  # "", "day" or "week"
     sections: frozenset[str]
+    zone: zoneinfo.ZoneInfo | None = None  # ``tz``: intervals split at its midnights
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,7 @@ class WindowQuery:
     start: GoTime
     end: GoTime
     template_ids: tuple[str, ...]
+    zone: zoneinfo.ZoneInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -143,11 +151,13 @@ class LatencyQuery:
     template_ids: tuple[str, ...]
     # (key, quantile in 0..1), ascending, always with p50 and p95.
     percentiles: tuple[tuple[str, float], ...]
+    zone: zoneinfo.ZoneInfo | None = None
 
 
 @dataclass(frozen=True)
 class DausQuery:
     tz_offset: int
+    zone: zoneinfo.ZoneInfo | None = None  # ``tz``: replaces ``tz_offset``
 
 
 class _QueryParser:
@@ -184,6 +194,10 @@ class _QueryParser:
             )
             return None
         return values[0]
+
+    def given(self, name: str) -> bool:
+        """Whether the first occurrence of ``name`` has a value (no error either way)."""
+        return bool(self._values.get(name, [""])[0])
 
     def string(self, name: str, default: str = "", required: bool = False) -> str:
         value = self._single(name, required)
@@ -346,19 +360,22 @@ def parse_templates_query(items: QueryItems, now: dt.datetime) -> TemplatesQuery
     interval = parser.string("interval")
     template_ids = parser.csv("template_ids", _template_id) or []
     sections = parser.csv("sections", str) or [SECTION_INTERVAL_REPORTS, SECTION_REPORT]
+    tz = parser.string("tz")
     parser.finish()
     start, end = _check_window(start_raw, end_raw, now)
     _check_interval(interval, start, end)
-    return TemplatesQuery(start, end, _dedupe(template_ids), interval, _check_sections(sections))
+    checked = _check_sections(sections)
+    return TemplatesQuery(start, end, _dedupe(template_ids), interval, checked, check_zone(tz))
 
 
 def parse_user_activity_query(items: QueryItems, now: dt.datetime) -> WindowQuery:
     parser = _QueryParser(items)
     start_raw, end_raw = _window_params(parser)
     template_ids = parser.csv("template_ids", _template_id) or []
+    tz = parser.string("tz")
     parser.finish()
     start, end = _check_window(start_raw, end_raw, now)
-    return WindowQuery(start, end, _dedupe(template_ids))
+    return WindowQuery(start, end, _dedupe(template_ids), check_zone(tz))
 
 
 def parse_user_latency_query(items: QueryItems, now: dt.datetime) -> LatencyQuery:
@@ -366,18 +383,44 @@ def parse_user_latency_query(items: QueryItems, now: dt.datetime) -> LatencyQuer
     start_raw, end_raw = _window_params(parser)
     template_ids = parser.csv("template_ids", _template_id) or []
     requested = parser.csv("percentiles", _percentile) or []
+    tz = parser.string("tz")
     parser.finish()
     start, end = _check_window(start_raw, end_raw, now)
     percentiles = dict([*requested, ("p50", Decimal(50)), ("p95", Decimal(95))])
     ordered = sorted(percentiles.items(), key=lambda item: item[1])
     quantiles = tuple((key, float(number / 100)) for key, number in ordered)
-    return LatencyQuery(start, end, _dedupe(template_ids), quantiles)
+    return LatencyQuery(start, end, _dedupe(template_ids), quantiles, check_zone(tz))
 
 
 def parse_daus_query(items: QueryItems) -> DausQuery:
     parser = _QueryParser(items)
     tz_offset = parser.integer("tz_offset", 0)
+    offset_given = parser.given("tz_offset")
+    tz = parser.string("tz")
     parser.finish()
     if not TZ_OFFSET_MIN <= tz_offset <= TZ_OFFSET_MAX:
         raise invalid_value("tz_offset", f"must be between {TZ_OFFSET_MIN} and {TZ_OFFSET_MAX}")
-    return DausQuery(tz_offset)
+    if tz and offset_given:
+        raise invalid_value("tz", 'cannot be combined with "tz_offset"')
+    return DausQuery(tz_offset, check_zone(tz))
+
+
+def parse_no_query(items: QueryItems) -> None:
+    """An endpoint without parameters: any parameter is an unknown one."""
+    _QueryParser(items).finish()
+
+
+def unknown_zone(name: str) -> ApiError:
+    return invalid_value("tz", f"unknown time zone {go_quote(name[:TZ_NAME_MAX_CHARS])}")
+
+
+def check_zone(name: str) -> zoneinfo.ZoneInfo | None:
+    """The IANA zone of a ``tz`` value ("" is no zone); a 400 on ``tz`` for anything else."""
+    if not name:
+        return None
+    if len(name) > TZ_NAME_MAX_CHARS or name != name.strip() or name.startswith("/"):
+        raise unknown_zone(name)
+    try:
+        return zoneinfo.ZoneInfo(name)  # cached by the module; a miss reads one small file
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        raise unknown_zone(name) from exc

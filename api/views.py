@@ -29,9 +29,9 @@ from aggregators import queries
 from aggregators.lru import Lru
 from aggregators.parameters import ParameterDecodeError
 from aggregators.queries import Window
-from aggregators.reports import IntervalReports
-from aggregators.timebase import MS_PER_S, NS_PER_MS
-from api import openapi, params
+from aggregators.reports import IntervalReports, UniformSteps, offset_day_bounds
+from aggregators.timebase import MS_PER_DAY, MS_PER_HOUR, MS_PER_S, NS_PER_MS
+from api import openapi, pages, params, zones
 from api.auth import Scope, presented_token
 from api.coder.gotime import GoTime, format_rfc3339
 from api.coder.markdown import plaintext
@@ -224,17 +224,24 @@ async def templates_view(request: web.Request) -> web.Response:
     q = _scoped_query(request, params.parse_templates_query)
     window = _window(q.start, q.end, q.template_ids)
     offset = q.start.offset_s
+    zone = q.zone
 
     def render(epoch_ns: int) -> str:
         return format_rfc3339(epoch_ns, offset)
+
+    def render_in_zone(epoch_ns: int) -> str:
+        assert zone is not None
+        return format_rfc3339(epoch_ns, zones.offset_s_at(zone, epoch_ns))
 
     work = queries.templates_report(
         request.app[READER],
         window,
         _INTERVAL_DAYS.get(q.interval),
         q.sections,
-        render,
+        render if zone is None else render_in_zone,
         plaintext,
+        UniformSteps if zone is None else functools.partial(zones.ZoneSteps, zone),
+        "" if zone is None else zone.key,
     )
     return await _compute(request, params.MSG_INTERNAL_TEMPLATES, work)
 
@@ -260,10 +267,38 @@ async def daus_view(request: web.Request) -> web.Response:
         raise params.forbidden()
     q = params.parse_daus_query(_query_items(request))
     now = request.app[CLOCK]()
-
     now_ms = int(now.timestamp() * 1000)
-    work = queries.daus_report(request.app[READER], now_ms, q.tz_offset, _date_of_day)
+    days = queries.DAU_DAYS
+    if q.zone is None:
+        first = (now_ms + q.tz_offset * MS_PER_HOUR) // MS_PER_DAY - (days - 1)
+        bounds = offset_day_bounds(first, days, q.tz_offset)
+        offset_h, zone_key = q.tz_offset, ""
+    else:
+        first = zones.epoch_day(zones.local_date(q.zone, now_ms)) - (days - 1)
+        midnights = zones.local_midnights_ms(q.zone, zones.date_of(first), days)
+        bounds = zones.half_hour_bounds(midnights)
+        offset_h, zone_key = zones.offset_hours(q.zone, now), q.zone.key
+    work = queries.daus_report(request.app[READER], first, bounds, offset_h, _date_of_day, zone_key)
     return await _compute(request, params.MSG_INTERNAL_DAUS, work)
+
+
+async def template_names_view(request: web.Request) -> web.Response:
+    """Extension: the names events gave the templates (``template_name``,
+    ``organization_name``), for dashboards that show names where Coder's reports have ids;
+    a template-scoped token sees its own templates only."""
+    scope = _authenticate(request)
+    params.parse_no_query(_query_items(request))
+
+    async def work() -> object:
+        names = await request.app[READER].source.template_names()
+        rows = [
+            {"template_id": t, "name": name, "organization_name": org}
+            for t, (name, org) in names.items()
+            if scope.deployment or t in scope.templates
+        ]
+        return {"templates": sorted(rows, key=lambda r: (r["name"], r["template_id"]))}
+
+    return await _compute(request, params.MSG_INTERNAL_TEMPLATE_NAMES, work())
 
 
 @functools.lru_cache(maxsize=1024)
@@ -357,10 +392,12 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def setup_routes(app: web.Application) -> None:
+    pages.setup_routes(app)
     app.router.add_get("/api/v2/insights/templates", templates_view)
     app.router.add_get("/api/v2/insights/user-activity", user_activity_view)
     app.router.add_get("/api/v2/insights/user-latency", user_latency_view)
     app.router.add_get("/api/v2/insights/daus", daus_view)
+    app.router.add_get("/api/v2/insights/template-names", template_names_view)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)

@@ -140,7 +140,14 @@ def test_every_ref_resolves() -> None:
 
 def test_paths_and_responses() -> None:
     paths = _doc()["paths"]
-    assert set(paths) == {*INSIGHTS, "/healthz", "/readyz", "/api/v2/openapi.json"}
+    assert set(paths) == {
+        *INSIGHTS,
+        "/api/v2/insights/template-names",
+        "/api/v2/insights/live",
+        "/healthz",
+        "/readyz",
+        "/api/v2/openapi.json",
+    }
     for path, (ok, statuses) in INSIGHTS.items():
         op = paths[path]["get"]
         assert {int(s) for s in op["responses"]} == statuses
@@ -161,15 +168,24 @@ def test_query_parameters() -> None:
         return {p["name"]: p for p in paths[path]["get"]["parameters"]}
 
     templates = params("/api/v2/insights/templates")
-    assert list(templates) == ["start_time", "end_time", "interval", "template_ids", "sections"]
+    assert list(templates) == [
+        "start_time",
+        "end_time",
+        "interval",
+        "template_ids",
+        "sections",
+        "tz",
+    ]
     assert list(params("/api/v2/insights/user-activity")) == [
         "start_time",
         "end_time",
         "template_ids",
+        "tz",
     ]
     latency = params("/api/v2/insights/user-latency")
-    assert list(latency) == ["start_time", "end_time", "template_ids", "percentiles"]
-    assert list(params("/api/v2/insights/daus")) == ["tz_offset"]
+    assert list(latency) == ["start_time", "end_time", "template_ids", "percentiles", "tz"]
+    assert list(params("/api/v2/insights/daus")) == ["tz_offset", "tz"]
+    assert templates["tz"]["schema"] == {"type": "string", "maxLength": 64}
     for name in ("start_time", "end_time"):
         assert templates[name]["required"] is True
         assert templates[name]["schema"] == {"type": "string", "format": "date-time"}

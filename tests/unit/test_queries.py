@@ -14,7 +14,7 @@ from aggregators.queries import (
     user_latency_report,
 )
 from aggregators.reader import WindowReader
-from aggregators.reports import Profile
+from aggregators.reports import Profile, offset_day_bounds
 from aggregators.sketch import bin_of
 from aggregators.timebase import NS_PER_DAY, US_PER_DAY
 from tests.fake_source import FakeDay, FakeSource, Report
@@ -136,7 +136,9 @@ async def test_user_latency_quantiles_come_from_the_bins() -> None:
 async def test_daus_split_utc_days_at_local_midnight() -> None:
     source = _source()
     now_ms = (DAY + 1) * 86_400_000 + 12 * 3_600_000
-    body = await daus_report(WindowReader(source), now_ms, -11, lambda day: str(day))
+    first = (now_ms - 11 * 3_600_000) // 86_400_000 - 60
+    bounds = offset_day_bounds(first, 61, -11)
+    body = await daus_report(WindowReader(source), first, bounds, -11, lambda day: str(day))
     rows = {int(e["date"]): e["amount"] for e in body["entries"]}  # type: ignore[attr-defined]
     # U1 at DAY 10:00Z and DAY+1 00:00Z, U2 at 10:30Z: all before local midnight at -11
     assert rows[DAY - 1] == 2 and rows[DAY] == 1

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aggregators.frames import UserIndex, WindowView, day_frame, interval_activity, merge_frames
-from aggregators.reports import IntervalReports, interval_reports
+from aggregators.reports import IntervalReports, UniformSteps, interval_reports
 from aggregators.timebase import MS_PER_HALF_HOUR, NS_PER_DAY, NS_PER_HOUR, NS_PER_MS
 from aggregators.window import WindowAcc
 from api.views import encode_pieces, interval_count
@@ -75,7 +75,7 @@ def test_compact_interval_reports_equal_one_dict_per_interval(
 ) -> None:
     view = _view(active)
     start = start_hh * HH_NS + start_frac
-    compact = interval_reports(view, start, start + length_ns, days, str)
+    compact = interval_reports(view, UniformSteps(start, start + length_ns, days), days, str)
     expected = _every_interval(view, start, start + length_ns, days, str)
     assert list(compact) == expected
     assert compact == expected and len(compact) == len(expected)
@@ -89,7 +89,7 @@ def test_compact_interval_reports_equal_one_dict_per_interval(
 def test_pieces_are_orjson_bytes_at_chunk_edges(count: int) -> None:
     view = _view({DAY + 2: [("a", "t1", 1)]})
     start = DAY * NS_PER_DAY
-    reports = interval_reports(view, start, start + count * NS_PER_DAY, 1, str)
+    reports = interval_reports(view, UniformSteps(start, start + count * NS_PER_DAY, 1), 1, str)
     assert len(reports) == interval_count({"interval_reports": reports}) == count
     body = {"interval_reports": reports, "after": ["\x00", 1]}  # a NUL in data stays escaped
     expected = orjson.dumps({"interval_reports": list(reports), "after": ["\x00", 1]})
@@ -99,7 +99,7 @@ def test_pieces_are_orjson_bytes_at_chunk_edges(count: int) -> None:
 
 def test_a_window_of_centuries_is_built_only_when_read() -> None:
     view = _view({DAY: [("a", "t1", 1 << 20)]})
-    reports = interval_reports(view, 0, (DAY + 2) * NS_PER_DAY, 1, str)
+    reports = interval_reports(view, UniformSteps(0, (DAY + 2) * NS_PER_DAY, 1), 1, str)
     assert len(reports) == DAY + 2
     assert reports[DAY]["active_users"] == 1 and reports[DAY - 1]["active_users"] == 0
     assert "1 active" in repr(reports)
