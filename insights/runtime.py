@@ -24,7 +24,7 @@ from insights import devstack
 from insights.kafka_client import kafka_client_kwargs
 from insights.redis_client import create_redis, redact_url
 from insights.settings import Settings
-from streams.kafka_admin import create_topics
+from streams.kafka_admin import cluster_id, create_topics
 
 log = structlog.get_logger("insights")
 STOP_BUDGET_S = 8.0
@@ -148,6 +148,17 @@ class _Startup:
         return True
 
 
+async def _is_embedded_broker(settings: Settings) -> bool:
+    """A broker another ``insights up`` (or the test suite) started: its group timing and
+    fetch wait differ (``Settings.group_timing``, ``streams.faust_transport``)."""
+    try:
+        found = await cluster_id(settings.kafka_bootstrap, kafka_client_kwargs(settings))
+    except Exception as exc:  # the worker's own start reports an unreachable broker
+        log.debug("broker cluster id unknown", error=str(exc))
+        return False
+    return found == devstack.EMBEDDED_CLUSTER_ID
+
+
 async def run_stack(
     settings: Settings, stack: Stack, *, worker: bool, api: bool, demo_users: int, demo_days: int
 ) -> None:
@@ -170,11 +181,17 @@ async def run_stack(
                 security=kafka_client_kwargs(settings),
             )
             if worker:
-                insights_worker = InsightsWorker(
-                    settings, redis, embedded_broker=stack.embedded_broker
-                )
+                embedded = stack.embedded_broker or await _is_embedded_broker(settings)
+                insights_worker = InsightsWorker(settings, redis, embedded_broker=embedded)
                 await insights_worker.start()
-                log.info("worker consuming", topics=settings.all_topics[:-1], pid=os.getpid())
+                session_s, heartbeat_s = settings.group_timing(embedded)
+                log.info(
+                    "worker consuming",
+                    topics=settings.all_topics[:-1],
+                    pid=os.getpid(),
+                    group_session_s=session_s,
+                    group_heartbeat_s=heartbeat_s,
+                )
                 if settings.worker_metrics_port is not None:
                     metrics_runner = await serve_worker_metrics(settings)
             if api:

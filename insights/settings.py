@@ -13,6 +13,10 @@ KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
+KAFKA_GROUP_TIMING = (6.0, 1.0)  # session, heartbeat (s): Kafka's floor for the session
+EMBEDDED_GROUP_TIMING = (3.0, 0.5)  # the embedded broker has no floor: failover in ~5 s
+
+
 class Settings(BaseSettings):
     # Validation errors never echo the input: it holds passwords (the Redis URL, SASL).
     model_config = SettingsConfigDict(
@@ -59,16 +63,18 @@ class Settings(BaseSettings):
     )
     # A dead worker's partitions move to the others once the broker expires its session,
     # so failover takes about the session timeout plus a heartbeat (plus, on the embedded
-    # broker, a join held for half the session). 6 s is the least Kafka accepts by default
-    # (group.min.session.timeout.ms); README "Failover" has the trade-off.
-    broker_session_timeout_s: float = Field(
-        6.0,
+    # broker, a join held for half the session). Unset, they depend on the broker: 6 s / 1 s
+    # on Kafka, the least it accepts by default (group.min.session.timeout.ms), and 3 s /
+    # 0.5 s on the embedded broker, which has no such floor (``group_timing``). README
+    # "Failover" has the trade-off.
+    broker_session_timeout_s: float | None = Field(
+        None,
         ge=1,
         le=1800,
         description="consumer group session timeout: a silent worker is dead after this",
     )
-    broker_heartbeat_interval_s: float = Field(
-        1.0, gt=0, description="consumer group heartbeat; at most a third of the session timeout"
+    broker_heartbeat_interval_s: float | None = Field(
+        None, gt=0, description="consumer group heartbeat; at most a third of the session timeout"
     )
 
     api_host: str = "127.0.0.1"
@@ -142,11 +148,24 @@ class Settings(BaseSettings):
     def _heartbeat_within_session(self) -> Settings:
         # Kafka's rule: several heartbeats must fit in one session, or a single late one
         # makes the group think a live worker died.
-        if self.broker_heartbeat_interval_s * 3 > self.broker_session_timeout_s:
-            raise ValueError(
-                "broker_heartbeat_interval_s must be at most a third of broker_session_timeout_s"
-            )
+        for embedded in (False, True):
+            session, heartbeat = self.group_timing(embedded)
+            if heartbeat * 3 > session:
+                raise ValueError(
+                    "broker_heartbeat_interval_s must be at most a third of "
+                    "broker_session_timeout_s"
+                )
         return self
+
+    def group_timing(self, embedded_broker: bool) -> tuple[float, float]:
+        """(session timeout, heartbeat interval) in seconds: the settings, or the broker's
+        defaults where unset (a heartbeat defaults to a sixth of the session)."""
+        default = EMBEDDED_GROUP_TIMING if embedded_broker else KAFKA_GROUP_TIMING
+        session = self.broker_session_timeout_s or default[0]
+        heartbeat = self.broker_heartbeat_interval_s
+        if heartbeat is None:
+            heartbeat = default[1] if self.broker_session_timeout_s is None else session / 6
+        return session, heartbeat
 
     def topic(self, kind: str) -> str:
         return self.topic_prefix + kind

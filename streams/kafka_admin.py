@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.protocol.metadata import MetadataRequest
 
 __all__ = ["create_topics"]
 
@@ -83,3 +85,18 @@ async def _wait_topics_ready(admin: AIOKafkaAdminClient, names: list[str], deadl
         if time.monotonic() >= deadline:
             raise KafkaError(f"topics not ready in time: {', '.join(pending)}")
         await asyncio.sleep(0.1)
+
+
+async def cluster_id(
+    bootstrap: str, security: Mapping[str, Any] | None = None, timeout_s: float = 5.0
+) -> str | None:
+    """The id the cluster reports in its metadata (None when it reports none)."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, **(security or {}))
+    try:
+        async with asyncio.timeout(timeout_s):
+            await client.bootstrap()
+            response = await client.send(client.get_random_node(), MetadataRequest([]))
+    finally:
+        await client.close()
+    found = getattr(response, "cluster_id", None)
+    return found if isinstance(found, str) and found else None

@@ -101,6 +101,7 @@ class InsightsWorker:
             redis, dedupe_horizon_s=round(settings.dedupe_horizon_days * S_PER_DAY)
         )
         self.clock_us = clock_us
+        session_s, heartbeat_s = settings.group_timing(embedded_broker)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._beats = 0
         self._lag_series: set[tuple[str, str]] = set()  # (topic, partition) of lag series set
@@ -129,8 +130,8 @@ class InsightsWorker:
             consumer_max_fetch_size=4 * 1024 * 1024,
             # A dead worker's partitions move once its session expires: the failover time
             # (README, "Failover"; on the embedded broker a join also waits half of it).
-            broker_session_timeout=settings.broker_session_timeout_s,
-            broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+            broker_session_timeout=session_s,
+            broker_heartbeat_interval=heartbeat_s,
         )
         self.dead_letters = self.app.topic(
             settings.dead_letter_topic, key_serializer="raw", value_serializer="raw"

@@ -73,6 +73,7 @@ Topic creation is production code, used against real Kafka too: :mod:`streams.ka
 from insights.devstack.probes import wait_for_kafka, wait_for_redis
 from insights.devstack.process import EmbeddedStartError, ManagedProcess, free_port
 from insights.devstack.servers import (
+    EMBEDDED_CLUSTER_ID,
     TANSU_CONSUMER_SETTINGS,
     TANSU_PRODUCER_SETTINGS,
     start_broker,
@@ -80,6 +81,7 @@ from insights.devstack.servers import (
 )
 
 __all__ = [
+    "EMBEDDED_CLUSTER_ID",
     "TANSU_CONSUMER_SETTINGS",
     "TANSU_PRODUCER_SETTINGS",
     "EmbeddedStartError",

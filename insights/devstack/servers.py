@@ -39,6 +39,9 @@ TANSU_CONSUMER_SETTINGS: Final[Mapping[str, Any]] = {
 }
 
 
+EMBEDDED_CLUSTER_ID = "insights-embedded"  # the cluster id the embedded broker reports
+
+
 def _child_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(overrides)
@@ -74,6 +77,9 @@ def start_broker(port: int | None = None, *, timeout_s: float = 30.0) -> Managed
                 url,
                 "--storage-engine",
                 "memory://tansu/",
+                # How workers recognise the embedded broker (its group timing has no floor).
+                "--cluster-id",
+                EMBEDDED_CLUSTER_ID,
             ],
             address=f"{LOCALHOST}:{p}",
             env=env,

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from insights import devstack
 from insights.devstack import conformance
-from streams.kafka_admin import create_topics
+from streams.kafka_admin import cluster_id, create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -127,6 +127,11 @@ async def test_produce_consume_commit_resume(kafka_bootstrap: str) -> None:
         assert await _take(consumer, 1) == {1: [(3, b"late")]}
     finally:
         await consumer.stop()
+
+
+async def test_the_embedded_broker_says_it_is_one(kafka_bootstrap: str) -> None:
+    """Workers pick the embedded broker's group timing by this id (Settings.group_timing)."""
+    assert await cluster_id(kafka_bootstrap) == devstack.EMBEDDED_CLUSTER_ID
 
 
 async def test_check_broker(kafka_bootstrap: str) -> None:
