@@ -39,6 +39,16 @@ TANSU_CONSUMER_SETTINGS: Final[Mapping[str, Any]] = {
 }
 
 
+# The node's cluster state file lives in its work dir; 2 s until a silent node is failing
+# keeps failover tests short.
+_CLUSTER_ARGS = [
+    "--cluster-enabled",
+    "yes",
+    "--cluster-node-timeout",
+    "2000",
+    "--repl-diskless-sync-delay",  # a replica syncs at once, not after 5 s
+    "0",
+]
 EMBEDDED_CLUSTER_ID = "insights-embedded"  # the cluster id the embedded broker reports
 
 
@@ -115,6 +125,7 @@ def start_redis(
     password: str | None = None,
     acl_user: tuple[str, str] | None = None,
     binary: str | None = None,
+    cluster: bool = False,
 ) -> ManagedProcess:
     """Start a Redis-protocol server on 127.0.0.1 and wait until it answers PING.
 
@@ -130,6 +141,8 @@ def start_redis(
     ``redis://name:password@127.0.0.1:PORT/0`` or ``redis://:password@...``. They reach the
     server through a private config file deleted once it answers, never its command line
     (``ps``, the start-up debug log). ``binary`` overrides the server binary picked below.
+    ``cluster`` starts it in cluster mode with no slots (``insights.devstack.cluster`` joins
+    such nodes into a cluster).
     """
     server = binary or _redis_server_binary()
     config_dir, config, credentials = _auth_config(password, acl_user)
@@ -161,6 +174,7 @@ def start_redis(
             str(workdir),
             "--logfile",
             "",  # log to stdout, i.e. our log file
+            *(_CLUSTER_ARGS if cluster else []),
         ]
         return ManagedProcess(
             "redis",
