@@ -3,10 +3,10 @@
 The field layouts written by ``rollup.lua`` and ``meta.lua`` are decoded here
 and nowhere else:
 
-* cell hash ``c:<t>:<u>``: ``<hh>|a`` agent minutes with the connected flag as bit 30,
-  ``<hh>|u`` union of app minutes, ``<hh>|k|<i>`` builtin kind i,
-  ``<hh>|p|<app key>`` one app (all 30-bit minute masks), ``<hh>|l`` the
-  half-hour's latency bins (``unpack_bins``);
+* cell hash ``c:<t>:<u>``: ``<hh>`` the half-hour's minute masks as text (``half_hour``),
+  then ``/`` and its packed latency bins (``unpack_cell_bins``) when it has samples;
+  ``<hh>|<app key>`` one app's minute mask (one token); ``<hh>l`` the bins instead, when
+  masks and bins together would be too long for a listpack hash value;
 * ``ut``: user -> ``t1|t2|...``, the templates with a cell of the user that day;
 * day aggregate ``g:<scope>:x``: ``k|<i>`` and ``p|<key>`` minutes; in a
   template scope ``r|<key>|<user>`` 48-bit half-hour masks of app runs, in the
@@ -14,8 +14,8 @@ and nowhere else:
 * ``g:<scope>:a`` / ``:m``: user -> integer; ``g:<template>:l``: user -> packed
   bins (``latency_counts``);
 * builds ``<t>|<workspace>|<build number>`` -> JSON ``[time_us, event id,
-  [[definition digest, value], ...]]``, the definitions in ``pdefs`` (digest ->
-  JSON), once per day;
+  definition number, value, ...]``, the definitions in ``pdefs`` (number -> JSON, once
+  per day; ``#<digest>`` -> its number, ``#`` the last number given);
 * profiles and catalogue: ``{"n": name, "c": icon or avatar}``.
 
 Replies may be ``str`` (clients with ``decode_responses=True``, the API's)
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -39,8 +40,7 @@ from aggregators.records import Bins, Catalogue, HalfHourCell, LatencyCounts, To
 from aggregators.reports import Profile
 
 SEP = "|"  # field separator inside hash fields; ids never contain it
-_CONNECTED = 1 << 30  # bit of a cell's agent field: some report had a connection
-_MINUTES = _CONNECTED - 1
+FULL_MASK = (1 << 30) - 1  # every minute of a half-hour
 SPAN_FIELD = "h"  # of the all-scope x aggregate: 48-bit mask of half-hours holding data
 Hash = dict[str, str]
 
@@ -128,26 +128,97 @@ def cell(raw: Hash) -> tuple[dict[int, HalfHourCell], dict[int, Bins]]:
     samples."""
     out: dict[int, HalfHourCell] = {}
     latency: dict[int, Bins] = {}
-    for fld, value_text in raw.items():
-        hh_s, _, part = fld.partition(SEP)
-        hh = int(hh_s)
-        if part == "l":
-            latency[hh] = unpack_bins(value_text)
-            continue
+    apps: list[tuple[int, str, str]] = []
+    for fld, value in raw.items():
+        hh_s, sep, key = fld.partition(SEP)
+        if sep:
+            apps.append((int(hh_s), key, value))
+        elif fld.endswith(_SPILLED):
+            latency[int(fld[:-1])] = unpack_cell_bins(value)
+        else:
+            masks, _, bins = value.partition(_BINS)
+            hh = int(fld)
+            if bins:
+                latency[hh] = unpack_cell_bins(bins)
+            if masks:
+                out[hh] = half_hour(masks)
+    for hh, key, value in apps:
         st = out.get(hh)
         if st is None:
             st = out[hh] = HalfHourCell()
-        value = int(value_text)
-        if part == "a":
-            st.agent = value & _MINUTES
-            st.connected = value >= _CONNECTED
-        elif part == "u":
-            st.apps_union = value
-        elif part.startswith("k" + SEP):
-            st.kinds[int(part[2:])] = value
-        elif part.startswith("p" + SEP):
-            st.apps[part[2:]] = value
+        st.apps[key] = _token(value, 0, 0)[0]
     return out, latency
+
+
+# -- cell text (rollup.lua's masks_text, mask_token, pack_cell_bins) ---------------------------
+#
+# A half-hour's masks: "-" when no report was connected, then one token each for the agent
+# minutes, builtin kinds 0-4 and the union of app minutes, trailing "." tokens left out.  A
+# token is "." (none), "*" (all 30 minutes), "=" (the agent minutes), an upper then a lower
+# letter for one run ("A".."^" its first minute, "a".."~" its last), or "#" and 6 base-32
+# digits, least significant first.
+_BINS, _SPILLED = "/", "l"
+_RUN_FIRST, _RUN_LAST = ord("A"), ord("a")
+_B32 = "0123456789abcdefghijklmnopqrstuv"
+
+
+def mask_token(mask: int, agent: int = -1) -> str:
+    if mask == 0:
+        return "."
+    if mask == agent:
+        return "="
+    if mask == FULL_MASK:
+        return "*"
+    low = (mask & -mask).bit_length() - 1
+    run = mask >> low
+    if run & (run + 1) == 0:
+        return chr(_RUN_FIRST + low) + chr(_RUN_LAST + low + run.bit_length() - 1)
+    return "#" + "".join(_B32[mask >> 5 * i & 31] for i in range(6))
+
+
+def _token(text: str, i: int, agent: int) -> tuple[int, int]:
+    """The mask of the token at ``text[i]`` and where the next one starts."""
+    c = text[i]
+    if c == ".":
+        return 0, i + 1
+    if c == "*":
+        return FULL_MASK, i + 1
+    if c == "=":
+        return agent, i + 1
+    if c == "#":
+        return sum(_B32.index(d) << 5 * k for k, d in enumerate(text[i + 1 : i + 7])), i + 7
+    first, last = ord(c) - _RUN_FIRST, ord(text[i + 1]) - _RUN_LAST
+    return (1 << last + 1) - (1 << first), i + 2
+
+
+def half_hour(masks: str) -> HalfHourCell:
+    """A half-hour's masks text (without its app masks)."""
+    st = HalfHourCell()
+    i, n = 0, len(masks)
+    if masks[0] == "-":
+        i = 1
+    else:
+        st.connected = True
+    if i < n:
+        st.agent, i = _token(masks, i, 0)
+    for k in range(len(st.kinds)):
+        if i < n:
+            st.kinds[k], i = _token(masks, i, st.agent)
+    if i < n:
+        st.apps_union = _token(masks, i, st.agent)[0]
+    return st
+
+
+def half_hour_text(st: HalfHourCell) -> str:
+    """The masks text of a half-hour (``half_hour``'s inverse; the app masks live apart)."""
+    tokens = [mask_token(st.agent), *(mask_token(k, st.agent) for k in st.kinds)]
+    tokens.append(mask_token(st.apps_union, st.agent))
+    while tokens and tokens[-1] == ".":
+        tokens.pop()
+    text = "".join(tokens)
+    if not st.connected:
+        return "-" + text if text else ""
+    return text or "."
 
 
 def cell_members(raw: Any) -> list[str]:
@@ -206,6 +277,76 @@ def pack_bins(bins: Mapping[int, int]) -> str:
     return "".join(out)
 
 
+# Half-hour bins (rollup.lua's pack_cell_bins), 88 one-character symbols ("&".."~" without
+# the backslash): 0-15 a base-16 digit ending a varint, 16-31 one continuing it (least
+# significant first), 32-51 one entry of gap 1-5 and count 1-4, 52-87 two entries both in
+# _COMMON.  The first entry is a varint of the zigzagged bin and one of the count; any other is
+# one symbol or a varint of its gap to the previous bin and one of its count.
+_COMMON = ((1, 1), (1, 2), (2, 1), (1, 3), (3, 1), (2, 2))
+_COMMON_INDEX = {e: i for i, e in enumerate(_COMMON)}
+_SYMBOLS = "".join(chr(c) for c in range(ord("&"), ord("~") + 1) if c != ord("\\"))
+_SYMBOL_OF = {c: i for i, c in enumerate(_SYMBOLS.encode())}
+
+
+def _hex_varint(out: list[str], v: int) -> None:
+    while v >= 16:
+        out.append(_SYMBOLS[16 + v % 16])
+        v //= 16
+    out.append(_SYMBOLS[v])
+
+
+def pack_cell_bins(bins: Mapping[int, int]) -> str:
+    """The packed text of a half-hour's ``{bin: count}`` (non-empty), as the script writes it."""
+    order = sorted(bins)
+    out: list[str] = []
+    first = order[0]
+    _hex_varint(out, 2 * first if first >= 0 else -2 * first - 1)
+    _hex_varint(out, bins[first])
+    entries = [(b - a, bins[b]) for a, b in pairwise(order)]
+    i = 0
+    while i < len(entries):
+        gap, count = entries[i]
+        ci = _COMMON_INDEX.get(entries[i])
+        cj = _COMMON_INDEX.get(entries[i + 1]) if ci is not None and i + 1 < len(entries) else None
+        if ci is not None and cj is not None:
+            out.append(_SYMBOLS[52 + ci * 6 + cj])
+            i += 2
+            continue
+        if gap <= 5 and count <= 4:
+            out.append(_SYMBOLS[32 + (gap - 1) * 4 + count - 1])
+        else:
+            _hex_varint(out, gap)
+            _hex_varint(out, count)
+        i += 1
+    return "".join(out)
+
+
+def unpack_cell_bins(packed: str) -> Bins:
+    values: list[int] = []  # zigzagged first bin, count, gap, count, ...
+    v = shift = 0
+    for code in packed.encode():
+        x = _SYMBOL_OF[code]
+        if x < 16:
+            values.append(v | x << shift)
+            v = shift = 0
+        elif x < 32:
+            v |= (x - 16) << shift
+            shift += 4
+        elif x < 52:
+            values += ((x - 32) // 4 + 1, (x - 32) % 4 + 1)
+        else:
+            values += (*_COMMON[(x - 52) // 6], *_COMMON[(x - 52) % 6])
+    out: Bins = {}
+    prev = 0
+    for i in range(0, len(values), 2):
+        d = values[i]
+        b = prev + d if i else (d >> 1 if d % 2 == 0 else -((d + 1) >> 1))
+        key = str(b)
+        out[key] = out.get(key, 0) + values[i + 1]
+        prev = b
+    return out
+
+
 def catalogue(raw: Any) -> Catalogue:
     out: Catalogue = {}
     for fld, value in raw.items():
@@ -244,17 +385,16 @@ def parse_build_field(name: str) -> BuildField:
 
 
 def build_op(event: BuildEvent) -> list[object]:
-    """``rollup.lua``'s build upsert: newest report of one build number wins.  Parameter
-    definitions travel beside the value, named by digest, and are stored once per day."""
-    defs: dict[str, str] = {}
+    """``rollup.lua``'s build upsert: newest report of one build number wins.  Each parameter
+    travels with its definition's digest and definition; the script keeps a definition once
+    per day under a number and stores the build with that number."""
     params = []
     for p in event.parameters:
-        definition = orjson.dumps(_definition_json(p)).decode()
-        digest = hashlib.blake2b(definition.encode(), digest_size=6).hexdigest()
-        defs[digest] = definition
-        params.append([digest, p.value])
-    value = orjson.dumps([event.time_us, event.id, params]).decode()
-    return ["b", build_field(event), str(event.time_us), event.id, value, list(defs.items())]
+        definition = orjson.dumps(_definition_json(p))
+        digest = hashlib.blake2b(definition, digest_size=6).hexdigest()
+        params.append([digest, definition.decode(), orjson.dumps(p.value).decode()])
+    head = orjson.dumps([event.time_us, event.id]).decode()[:-1]  # the script appends the rest
+    return ["b", build_field(event), str(event.time_us), event.id, head, params]
 
 
 def _definition_json(p: BuildParameter) -> dict[str, object]:
@@ -265,15 +405,22 @@ def _definition_json(p: BuildParameter) -> dict[str, object]:
 
 
 def param_defs(raw: Any) -> dict[str, Any]:
-    """A day's ``pdefs`` hash: digest -> definition (decoded JSON)."""
-    return {text(k): orjson.loads(v) for k, v in raw.items()}
+    """A day's ``pdefs`` hash: definition number -> definition (decoded JSON)."""
+    out = {}
+    for k, v in raw.items():
+        key = text(k)
+        if not key.startswith("#"):
+            out[key] = orjson.loads(v)
+    return out
 
 
 def stored_build(name: str, value: Any, defs: Mapping[str, Any]) -> StoredBuild:
     template, workspace, number, _ = parse_build_field(name)
     try:
-        time_us, _, params = orjson.loads(value)
-        uses = param_uses([{**defs[digest], "value": v} for digest, v in params])
+        time_us, _, *params = orjson.loads(value)
+        uses = param_uses(
+            [{**defs[str(n)], "value": v} for n, v in zip(params[::2], params[1::2], strict=True)]
+        )
         return StoredBuild(template, workspace, number, int(time_us), uses)
     except (ValueError, KeyError, TypeError, AttributeError, AssertionError) as exc:
         raise ParameterDecodeError(f"build {name}: {type(exc).__name__}") from exc

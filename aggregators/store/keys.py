@@ -1,10 +1,11 @@
 """Every Redis key of the store, built in this one module.
 
-Format version ``v2`` is part of every key, so a layout change can live beside
+Format version ``v3`` is part of every key, so a layout change can live beside
 the old one while it is rebuilt.  (v1 kept per-sample guards forever, a sums
-hash per day and a set of cells; its keys are not read.)
+hash per day and a set of cells; v2 kept a cell's masks in one decimal field
+each; their keys are not read.)
 
-Rollups live in numbered **generations** (``cis:v2:g<N>:...``, ``Keyspace``):
+Rollups live in numbered **generations** (``cis:v3:g<N>:...``, ``Keyspace``):
 the pointer ``generation_pointer()`` names the live one, and a rebuild fills
 the next generation from the topics while the live one serves, then moves
 the pointer.  Keys that one command or script touches together share a Redis
@@ -26,9 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-VERSION = "v2"
+VERSION = "v3"
 ROOT = f"cis:{VERSION}"
-OLDER_VERSIONS = ("v1",)  # formats whose keys a finished rebuild deletes
+OLDER_VERSIONS = ("v1", "v2")  # formats whose keys a finished rebuild deletes
 ALL = "all"
 
 
@@ -74,8 +75,9 @@ class Keyspace:
         return self.day_prefix(day) + "ut"
 
     def cell(self, day: int, template_id: str, user_id: str) -> str:
-        """Hash of one (template, user)'s cells of the day, fields ``<hh>|<part>``
-        (minute masks, and ``<hh>|l`` the half-hour's packed latency bins)."""
+        """Hash of one (template, user)'s cells of the day: field ``<hh>`` a half-hour's
+        minute masks and packed latency bins as one text, ``<hh>|<app key>`` an app's
+        minutes (layouts: ``codec``)."""
         return self.day_prefix(day) + f"c:{template_id}:{user_id}"
 
     def latency_guards(self, day: int, template_id: str, user_id: str, hh: int | str) -> str:

@@ -9,8 +9,9 @@
 --   {"s", t, u, hh, agent_mask, connected, k0, k1, k2, k3, k4}  session minutes
 --   {"p", t, u, hh, app_key, minute_mask}                       app minutes
 --   {"l", t, u, hh, id_digest, bin}                             one latency sample
---   {"b", field, time_us, id, value, {{digest, definition}}}    one build (upsert);
---        value is the JSON [time_us, id, [[definition digest, value], ...]]
+--   {"b", field, time_us, id, head, {{digest, definition, value}}}  one build
+--        (upsert), stored as the JSON [time_us, id, definition number, value, ...]:
+--        head is its text up to the id, each value a JSON string
 --
 -- Idempotence by construction: cell minutes are OR-ed bitmasks, the
 -- connection flag only turns on, and latency samples are guarded by their
@@ -30,6 +31,7 @@ local P = ARGV[1]
 local ops = cjson.decode(ARGV[2])
 local HORIZON = tonumber(ARGV[3])
 local band, bor = bit.band, bit.bor
+local byte, char, sub = string.byte, string.char, string.sub
 local CAP = 30
 
 local function pop(x)
@@ -103,20 +105,134 @@ local function usage_of(agent, connected, apps)
   return pop(apps)
 end
 
--- Field "<hh>|a" holds the agent minutes (bits 0-29) and the connected flag
--- (bit 30): one field instead of two.
-local CONNECTED = 2 ^ 30
+-- Cell hash "c:<t>:<u>" (aggregators/store/codec.py reads it): field "<hh>"
+-- holds the half-hour's masks as text, then "/" and its packed latency bins
+-- when it has samples; field "<hh>|<app key>" one app's minute mask; field
+-- "<hh>l" the bins instead when both would not fit in HASH_VALUE bytes (the
+-- server's default hash-max-listpack-value: one longer value would turn the
+-- whole hash from a listpack into a hash table, several times its size).
+--
+-- Masks text: "-" when no report was connected, then the tokens of the agent
+-- minutes, builtin kinds 0-4 and the union of app minutes, trailing "."
+-- tokens left out (so "" is a half-hour with latency samples only).  A token
+-- is "." (no minute), "*" (all 30), "=" (the agent minutes: kinds and apps
+-- mostly are), an upper then a lower letter for one run of minutes
+-- ("A".."^" first, "a".."~" last), or "#" and 6 base-32 digits (least
+-- significant first) for any other mask.  A whole working half-hour, VS Code
+-- and SSH connected, is "*=..=" instead of four decimal fields.
+local HASH_VALUE = 64
+local FULL = 1073741823 -- 2^30 - 1
+local DOT, STAR, SAME, HASH, DASH, SLASH = 46, 42, 61, 35, 45, 47
 
-local function agent_of(raw)
-  if raw >= CONNECTED then return raw - CONNECTED, 1 end
-  return raw, 0
+local function mask_token(m, agent)
+  if m == 0 then return '.' end
+  if m == agent then return '=' end
+  if m == FULL then return '*' end
+  local s, x = 0, m
+  while band(x, 1) == 0 do
+    x = x / 2
+    s = s + 1
+  end
+  if band(x, x + 1) == 0 then return char(65 + s, 96 + s + pop(x)) end
+  local out = {'#'}
+  for i = 2, 7 do
+    local d = m % 32
+    out[i] = char(d < 10 and 48 + d or 87 + d)
+    m = (m - d) / 32
+  end
+  return table.concat(out)
+end
+
+local function read_token(s, i, agent)
+  local c = byte(s, i)
+  if c == DOT then return 0, i + 1 end
+  if c == STAR then return FULL, i + 1 end
+  if c == SAME then return agent, i + 1 end
+  if c == HASH then
+    local m, mul = 0, 1
+    for j = i + 1, i + 6 do
+      local d = byte(s, j)
+      m = m + (d >= 97 and d - 87 or d - 48) * mul
+      mul = mul * 32
+    end
+    return m, i + 7
+  end
+  return 2 ^ (byte(s, i + 1) - 96) - 2 ^ (c - 65), i + 2
+end
+
+-- One (cell, half-hour)'s state, read once per call and written back once at
+-- its end (flush_cells): a = agent minutes, c = connected (0/1), k[0..4]
+-- builtin kinds, u = union of app minutes, bins = packed text or nil.
+local states = {}
+
+local function state_of(ck, hh)
+  local id = ck .. '|' .. hh
+  local st = states[id]
+  if st then return st end
+  st = {ck = ck, hh = hh, a = 0, c = 0, k = {[0] = 0, 0, 0, 0, 0}, u = 0}
+  local cur = redis.call('HMGET', ck, hh, hh .. 'l')
+  local raw = cur[1]
+  if raw then
+    local cut = string.find(raw, '/', 1, true)
+    local m = raw
+    if cut then
+      m = sub(raw, 1, cut - 1)
+      st.bins = sub(raw, cut + 1)
+    end
+    local n, i = #m, 1
+    if n > 0 then
+      if byte(m, 1) == DASH then i = 2 else st.c = 1 end
+      if i <= n then st.a, i = read_token(m, i, 0) end
+      for j = 0, 4 do
+        if i <= n then st.k[j], i = read_token(m, i, st.a) end
+      end
+      if i <= n then st.u = read_token(m, i, st.a) end
+    end
+  end
+  if cur[2] then
+    st.bins = cur[2]
+    st.spilled = true
+  end
+  states[id] = st
+  return st
+end
+
+local function masks_text(st)
+  local toks = {mask_token(st.a, -1)}
+  for j = 0, 4 do toks[j + 2] = mask_token(st.k[j], st.a) end
+  toks[7] = mask_token(st.u, st.a)
+  local last = 7
+  while last > 0 and toks[last] == '.' do last = last - 1 end
+  local text = table.concat(toks, '', 1, last)
+  if st.c == 0 then
+    if text == '' then return '' end
+    return '-' .. text
+  end
+  if text == '' then return '.' end
+  return text
+end
+
+local function flush_cells()
+  for _, st in pairs(states) do
+    if st.dirty then
+      local m = masks_text(st)
+      local bins = st.bins
+      if bins == nil or bins == '' then
+        redis.call('HSET', st.ck, st.hh, m)
+      elseif #m + 1 + #bins <= HASH_VALUE then
+        redis.call('HSET', st.ck, st.hh, m .. '/' .. bins)
+        if st.spilled then redis.call('HDEL', st.ck, st.hh .. 'l') end
+      else
+        redis.call('HSET', st.ck, st.hh, m, st.hh .. 'l', bins)
+      end
+    end
+  end
 end
 
 local function usage_in(hh)
   return function(ck)
-    local cur = redis.call('HMGET', ck, hh .. '|a', hh .. '|u')
-    local agent, connected = agent_of(num(cur[1]))
-    return usage_of(agent, connected, num(cur[2]))
+    local st = state_of(ck, hh)
+    return usage_of(st.a, st.c, st.u)
   end
 end
 
@@ -133,9 +249,9 @@ end
 
 local function kind_in(hh, i)
   return function(ck)
-    local cur = redis.call('HMGET', ck, hh .. '|a', hh .. '|k|' .. i)
-    if num(cur[1]) < CONNECTED then return 0 end
-    return pop(num(cur[2]))
+    local st = state_of(ck, hh)
+    if st.c == 0 then return 0 end
+    return pop(st.k[i])
   end
 end
 
@@ -145,9 +261,16 @@ local function kind_delta(t, u, hh, i, old, new)
   capped(t, u, P .. 'g:all:x', 'k|' .. i, old, new, kind_in(hh, i))
 end
 
+-- An app's minutes of one half-hour (field "<hh>|<key>", one mask token).
+local function app_mask(ck, f)
+  local raw = redis.call('HGET', ck, f)
+  if not raw then return 0 end
+  return (read_token(raw, 1, 0))
+end
+
 local function app_in(hh, key)
   return function(ck)
-    return pop(num(redis.call('HGET', ck, hh .. '|p|' .. key)))
+    return pop(app_mask(ck, hh .. '|' .. key))
   end
 end
 
@@ -166,28 +289,24 @@ end
 
 local function apply_session(op)
   local t, u, hh, amask, conn = op[2], op[3], op[4], op[5], op[6]
-  local ck = P .. 'c:' .. t .. ':' .. u
-  local hp = hh .. '|'
-  local cur = redis.call('HMGET', ck, hp .. 'a', hp .. 'u')
-  local a0, c0 = agent_of(num(cur[1]))
-  local apps = num(cur[2])
+  local st = state_of(P .. 'c:' .. t .. ':' .. u, hh)
+  local a0, c0 = st.a, st.c
   local a1 = bor(a0, amask)
   local c1 = c0
   if conn == 1 then c1 = 1 end
   touch(t, u, hh)
   local changed = 0
   if a1 ~= a0 or c1 ~= c0 then
-    redis.call('HSET', ck, hp .. 'a', string.format('%.0f', a1 + c1 * CONNECTED))
+    st.a, st.c, st.dirty = a1, c1, true
     changed = 1
   end
   for i = 0, 4 do
     local km = op[7 + i]
     if km ~= 0 or c1 ~= c0 then
-      local f = hp .. 'k|' .. i
-      local k0 = num(redis.call('HGET', ck, f))
+      local k0 = st.k[i]
       local k1 = bor(k0, km)
       if k1 ~= k0 then
-        redis.call('HSET', ck, f, k1)
+        st.k[i], st.dirty = k1, true
         changed = 1
       end
       local e0, e1 = 0, 0
@@ -196,20 +315,19 @@ local function apply_session(op)
       kind_delta(t, u, hh, i, e0, e1)
     end
   end
-  usage_delta(t, u, hh, usage_of(a0, c0, apps), usage_of(a1, c1, apps))
+  usage_delta(t, u, hh, usage_of(a0, c0, st.u), usage_of(a1, c1, st.u))
   return changed
 end
 
 local function apply_app(op)
   local t, u, hh, key, mask = op[2], op[3], op[4], op[5], op[6]
   local ck = P .. 'c:' .. t .. ':' .. u
-  local hp = hh .. '|'
-  local f = hp .. 'p|' .. key
-  local p0 = num(redis.call('HGET', ck, f))
+  local f = hh .. '|' .. key
+  local p0 = app_mask(ck, f)
   local p1 = bor(p0, mask)
   if p1 == p0 then return 0 end
   touch(t, u, hh)
-  redis.call('HSET', ck, f, p1)
+  redis.call('HSET', ck, f, mask_token(p1, -1))
   local n0, n1 = pop(p0), pop(p1)
   redis.call('HINCRBY', P .. 'g:' .. t .. ':x', 'p|' .. key, n1 - n0)
   capped(t, u, P .. 'g:all:x', 'p|' .. key, n0, n1, app_in(hh, key))
@@ -217,30 +335,22 @@ local function apply_app(op)
     -- Run masks are never capped: readers OR the templates' for the all scope.
     setbit48(P .. 'g:' .. t .. ':x', 'r|' .. key .. '|' .. u, hh)
   end
-  local cur = redis.call('HMGET', ck, hp .. 'a', hp .. 'u')
-  local a, c = agent_of(num(cur[1]))
-  local apps0 = num(cur[2])
+  local st = state_of(ck, hh)
+  local apps0 = st.u
   local apps1 = bor(apps0, mask)
   if apps1 ~= apps0 then
-    redis.call('HSET', ck, hp .. 'u', apps1)
-    usage_delta(t, u, hh, usage_of(a, c, apps0), usage_of(a, c, apps1))
+    st.u, st.dirty = apps1, true
+    usage_delta(t, u, hh, usage_of(st.a, st.c, apps0), usage_of(st.a, st.c, apps1))
   end
   return 1
 end
 
--- Latency sketch bins, packed as text: per (template, user) in the day
--- aggregate "g:<t>:l" (latency is never capped, so readers sum templates: no
--- "all" copy) and per half-hour in the cell hash (field "<hh>|l").  Packing:
--- entries sorted by bin; the first is a varint of the zigzagged bin and one
--- of the count; each next one is a single character 'p'..'{' when its gap to
--- the previous bin is 1-4 and its count 1-3 (most are: one agent's samples
--- crowd a few neighbouring bins), else a varint of the gap and one of the
--- count.  A varint is base-32 digits, least significant first: '0'..'O' ends
--- it, 'P'..'o' continues.  Text, because the API's client decodes replies as
--- UTF-8.  Samples of one call are summed here first and each value is
--- decoded and re-encoded once per call, not once per sample.
-local pending_packed = {}
-local JOINT = 112  -- 'p': the first one-character entry
+-- Latency sketch bins, summed per (template, user) in the day aggregate
+-- "g:<t>:l" (latency is never capped, so readers sum templates: no "all"
+-- copy) and per half-hour in the cell.  Text, because the API's client
+-- decodes replies as UTF-8.  Samples of one call are summed here first and
+-- each value is decoded and re-encoded once per call, not once per sample.
+local pending_day, pending_cell = {}, {}
 
 local function add_bin(pending, key, field, bin)
   local per_key = pending[key]
@@ -256,20 +366,34 @@ local function add_bin(pending, key, field, bin)
   adds[bin] = (adds[bin] or 0) + 1
 end
 
-local function put_varint(buf, v)
-  while v >= 32 do
-    buf[#buf + 1] = string.char(80 + v % 32)
-    v = math.floor(v / 32)
-  end
-  buf[#buf + 1] = string.char(48 + v)
+local function sorted_bins(bins)
+  local order = {}
+  for b in pairs(bins) do order[#order + 1] = b end
+  table.sort(order)
+  return order
 end
 
-local function unpack_bins(s, bins)
+-- Day bins: entries sorted by bin; the first is a varint of the zigzagged
+-- bin and one of the count; each next one is a single character 'p'..'{'
+-- when its gap to the previous bin is 1-4 and its count 1-3, else a varint
+-- of the gap and one of the count.  A varint is base-32 digits, least
+-- significant first: '0'..'O' ends it, 'P'..'o' continues.
+local JOINT = 112  -- 'p': the first one-character entry
+
+local function put_varint(buf, v)
+  while v >= 32 do
+    buf[#buf + 1] = char(80 + v % 32)
+    v = math.floor(v / 32)
+  end
+  buf[#buf + 1] = char(48 + v)
+end
+
+local function unpack_day_bins(s, bins)
   local i, n, prev = 1, #s, nil
   local function read()
     local v, mul = 0, 1
     while true do
-      local c = string.byte(s, i)
+      local c = byte(s, i)
       i = i + 1
       if c >= 80 then
         v = v + (c - 80) * mul
@@ -281,7 +405,7 @@ local function unpack_bins(s, bins)
   end
   while i <= n do
     local bin, count
-    local c = string.byte(s, i)
+    local c = byte(s, i)
     if prev ~= nil and c >= JOINT then
       i = i + 1
       bin = prev + math.floor((c - JOINT) / 3) + 1
@@ -300,18 +424,15 @@ local function unpack_bins(s, bins)
   end
 end
 
-local function pack_bins(bins)
-  local order = {}
-  for b in pairs(bins) do order[#order + 1] = b end
-  table.sort(order)
+local function pack_day_bins(bins)
   local buf, prev = {}, nil
-  for _, b in ipairs(order) do
+  for _, b in ipairs(sorted_bins(bins)) do
     local count = bins[b]
     if prev == nil then
       if b >= 0 then put_varint(buf, 2 * b) else put_varint(buf, -2 * b - 1) end
       put_varint(buf, count)
     elseif b - prev <= 4 and count <= 3 then
-      buf[#buf + 1] = string.char(JOINT + (b - prev - 1) * 3 + count - 1)
+      buf[#buf + 1] = char(JOINT + (b - prev - 1) * 3 + count - 1)
     else
       put_varint(buf, b - prev)
       put_varint(buf, count)
@@ -321,14 +442,115 @@ local function pack_bins(bins)
   return table.concat(buf)
 end
 
+-- Half-hour bins (some 60 samples over a few dozen bins, mostly a gap of 1-3
+-- to the previous bin and a count of 1-3) in 88 symbols, each one character
+-- ('&'..'~' without the backslash): 0-15 a base-16 digit that ends a varint,
+-- 16-31 one that continues it (least significant first); 32-51 one entry of
+-- gap 1-5 and count 1-4; 52-87 two entries, both among the six commonest
+-- (gap, count) pairs of COMMON.  The first entry is a varint of the zigzagged
+-- bin and one of the count, any other entry a varint of the gap and one of
+-- the count.  ~30 characters for a half-hour where day packing takes ~42.
+local COMMON = {{1, 1}, {1, 2}, {2, 1}, {1, 3}, {3, 1}, {2, 2}}
+local common_of = {}  -- gap * 64 + count -> index 0-5 in COMMON
+for i, e in ipairs(COMMON) do common_of[e[1] * 64 + e[2]] = i - 1 end
+
+local SYM = {}
+for i = 0, 87 do SYM[i] = char(i < 54 and 38 + i or 39 + i) end
+
+local function put_hex_varint(buf, v)
+  while v >= 16 do
+    buf[#buf + 1] = SYM[16 + v % 16]
+    v = math.floor(v / 16)
+  end
+  buf[#buf + 1] = SYM[v]
+end
+
+local function pack_cell_bins(bins)
+  local order = sorted_bins(bins)
+  local buf = {}
+  local b0 = order[1]
+  if b0 >= 0 then put_hex_varint(buf, 2 * b0) else put_hex_varint(buf, -2 * b0 - 1) end
+  put_hex_varint(buf, bins[b0])
+  local i, n = 2, #order
+  while i <= n do
+    local gap, count = order[i] - order[i - 1], bins[order[i]]
+    local ci = common_of[gap * 64 + count]
+    local cj
+    if ci and i < n then
+      cj = common_of[(order[i + 1] - order[i]) * 64 + bins[order[i + 1]]]
+    end
+    if cj then
+      buf[#buf + 1] = SYM[52 + ci * 6 + cj]
+      i = i + 2
+    else
+      if gap <= 5 and count <= 4 then
+        buf[#buf + 1] = SYM[32 + (gap - 1) * 4 + count - 1]
+      else
+        put_hex_varint(buf, gap)
+        put_hex_varint(buf, count)
+      end
+      i = i + 1
+    end
+  end
+  return table.concat(buf)
+end
+
+local function unpack_cell_bins(s, bins)
+  local values = {}  -- zigzagged first bin, count, gap, count, ...
+  local v, mul = 0, 1
+  for i = 1, #s do
+    local c = byte(s, i)
+    local x = c - 38
+    if c > 92 then x = x - 1 end
+    if x < 16 then
+      values[#values + 1] = v + x * mul
+      v, mul = 0, 1
+    elseif x < 32 then
+      v = v + (x - 16) * mul
+      mul = mul * 16
+    elseif x < 52 then
+      x = x - 32
+      values[#values + 1] = math.floor(x / 4) + 1
+      values[#values + 1] = x % 4 + 1
+    else
+      x = x - 52
+      local e1, e2 = COMMON[math.floor(x / 6) + 1], COMMON[x % 6 + 1]
+      values[#values + 1] = e1[1]
+      values[#values + 1] = e1[2]
+      values[#values + 1] = e2[1]
+      values[#values + 1] = e2[2]
+    end
+  end
+  local prev
+  for j = 1, #values, 2 do
+    local d, bin = values[j]
+    if j == 1 then
+      if d % 2 == 0 then bin = d / 2 else bin = -(d + 1) / 2 end
+    else
+      bin = prev + d
+    end
+    bins[bin] = (bins[bin] or 0) + values[j + 1]
+    prev = bin
+  end
+end
+
 local function flush_bins()
-  for key, fields in pairs(pending_packed) do
+  for key, fields in pairs(pending_day) do
     for field, adds in pairs(fields) do
       local raw = redis.call('HGET', key, field)
       local bins = {}
-      if raw then unpack_bins(raw, bins) end
+      if raw then unpack_day_bins(raw, bins) end
       for b, n in pairs(adds) do bins[b] = (bins[b] or 0) + n end
-      redis.call('HSET', key, field, pack_bins(bins))
+      redis.call('HSET', key, field, pack_day_bins(bins))
+    end
+  end
+  for ck, fields in pairs(pending_cell) do
+    for hh, adds in pairs(fields) do
+      local st = state_of(ck, hh)
+      local bins = {}
+      if st.bins then unpack_cell_bins(st.bins, bins) end
+      for b, n in pairs(adds) do bins[b] = (bins[b] or 0) + n end
+      st.bins, st.dirty = pack_cell_bins(bins), true
     end
   end
 end
@@ -346,8 +568,8 @@ local function apply_latency(op)
   end
   guarded[gk] = true
   touch(t, u, hh)
-  add_bin(pending_packed, P .. 'c:' .. t .. ':' .. u, hh .. '|l', bin)
-  add_bin(pending_packed, P .. 'g:' .. t .. ':l', u, bin)
+  add_bin(pending_cell, P .. 'c:' .. t .. ':' .. u, hh, bin)
+  add_bin(pending_day, P .. 'g:' .. t .. ':l', u, bin)
   return 1
 end
 
@@ -355,10 +577,12 @@ local builds_changed = false
 
 -- Builds of one (template, workspace, build_number): the newest report wins
 -- (greatest time, then greatest id), so redelivery in any order converges.
--- A payload names its parameters' definitions (name, texts, options) by
--- digest; each definition is kept once per day in hash "pdefs".
+-- A parameter's definition (name, texts, options) is kept once per day in
+-- hash "pdefs" under a number ("#<digest>" -> number, "#" the last number
+-- given), and the stored build names it by that number: builds of a day
+-- mostly share a few definitions, and a number is shorter than a digest.
 local function apply_build(op)
-  local field, time_us, id, value, defs = op[2], op[3], op[4], op[5], op[6]
+  local field, time_us, id, head, params = op[2], op[3], op[4], op[5], op[6]
   local raw = redis.call('HGET', P .. 'builds', field)
   if raw then
     local ok, cur = pcall(cjson.decode, raw)
@@ -368,10 +592,19 @@ local function apply_build(op)
       if ct > nt or (ct == nt and tostring(cur[2]) >= id) then return 0 end
     end
   end
-  for _, def in ipairs(defs) do
-    redis.call('HSETNX', P .. 'pdefs', def[1], def[2])
+  local defs = P .. 'pdefs'
+  local buf = {head}
+  for _, p in ipairs(params) do
+    local dk = '#' .. p[1]
+    local n = redis.call('HGET', defs, dk)
+    if not n then
+      n = redis.call('HINCRBY', defs, '#', 1)
+      redis.call('HSET', defs, n, p[2], dk, n)
+    end
+    buf[#buf + 1] = ',' .. n .. ',' .. p[3]
   end
-  redis.call('HSET', P .. 'builds', field, value)
+  buf[#buf + 1] = ']'
+  redis.call('HSET', P .. 'builds', field, table.concat(buf))
   builds_changed = true
   return 1
 end
@@ -390,6 +623,7 @@ for _, op in ipairs(ops) do
   end
 end
 flush_bins()
+flush_cells()
 for gk in pairs(guarded) do redis.call('EXPIRE', gk, HORIZON) end
 if changed > 0 then redis.call('INCR', P .. 'ver') end
 -- Builds have a version of their own: readers re-list a day's builds only when it moves.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -11,8 +12,10 @@ from aggregators.model import AppUsageEvent, LatencyEvent, SessionEvent
 from aggregators.ops import plan_batch
 from aggregators.queries import Window, user_activity_report
 from aggregators.reader import WindowReader
-from aggregators.store import RollupStore
+from aggregators.records import HalfHourCell
+from aggregators.store import RollupStore, codec
 from aggregators.store.keys import ALL, Keyspace
+from aggregators.store.writer import _ROLLUP_LUA
 
 KEYS = Keyspace()  # generation 0, the live one of a fresh store
 
@@ -175,3 +178,43 @@ async def test_a_restarted_reader_takes_shared_frames_from_redis(redis_client: R
     store.source.read_days = counting  # type: ignore[method-assign]
     assert await answers(WindowReader(store.source)) == before
     assert folded == []  # both whole days came from the frames the first reader shared
+
+
+async def test_cells_keep_a_half_hour_in_one_short_field(redis_client: Redis) -> None:
+    """rollup.lua's cell text: masks and bins of a half-hour in field ``<hh>``, the bins in
+    ``<hh>l`` only while both would not fit a listpack value, apps in ``<hh>|<key>``."""
+    script = redis_client.register_script(_ROLLUP_LUA)
+    prefix, cell = KEYS.day_prefix(DAY), KEYS.cell(DAY, T1, U)
+    full = codec.FULL_MASK
+    seq = iter(range(10**6))
+
+    async def apply(*ops: list[object]) -> int:
+        args = [prefix, orjson.dumps(list(ops)), "60"]
+        return int(await script(keys=[KEYS.day_templates(DAY)], args=args))
+
+    def samples(bins: range) -> list[list[object]]:
+        return [["l", T1, U, 3, str(next(seq)), b] for b in bins]
+
+    async def fields() -> dict[str, str]:
+        return codec.str_hash(await redis_client.hgetall(cell))
+
+    session = ["s", T1, U, 3, full, 1, full, 0, 0, full, 0]
+    assert await apply(session) == 1
+    assert await fields() == {"3": "*=..="}
+    assert await apply(["p", T1, U, 3, "app1", 0b1110]) == 1
+    assert await fields() == {"3": "*=..=.Bd", "3|app1": "Bd"}
+
+    sparse = range(100, 100 + 6 * 29, 6)  # gaps of 6: two characters an entry
+    await apply(*samples(sparse))
+    spilled = await fields()
+    assert spilled["3"] == "*=..=.Bd" and len(spilled["3l"]) <= 64
+    dense = range(103, 100 + 6 * 28, 6)  # now gaps of 3: two entries a character
+    await apply(*samples(dense))
+    back = await fields()
+    assert "3l" not in back and back["3"].startswith("*=..=.Bd/")
+    cells, latency = codec.cell(back)
+    assert cells[3] == HalfHourCell(full, True, 0b1110, [full, 0, 0, full, 0], {"app1": 0b1110})
+    assert latency == {3: {str(b): 1 for b in (*sparse, *dense)}}
+    assert await redis_client.object("encoding", cell) == b"listpack"
+    assert await apply(session, ["p", T1, U, 3, "app1", 0b110]) == 0  # nothing new
+    assert await fields() == back

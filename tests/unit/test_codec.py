@@ -14,13 +14,54 @@ T, W, U = "t-1", "w-1", "u-1"
 
 
 def test_cell_fields_decode_per_half_hour() -> None:
-    raw = {"3|a": str(7 | 1 << 30), "3|u": "4", "3|k|3": "6", "3|p|app1": "4", "47|a": "1"}
-    raw["5|l"] = codec.pack_bins({130: 2, 131: 1})
+    bins = codec.pack_cell_bins({130: 2, 131: 1})
+    raw = {"3": "Ac=..=.Cc", "3|app1": "Cc", "47": "-Aa", "5": "/" + bins, "6": "*", "6l": bins}
     cells, latency = codec.cell(raw)
-    assert cells[3] == HalfHourCell(7, True, 4, [0, 0, 0, 6, 0], {"app1": 4})
+    assert cells[3] == HalfHourCell(7, True, 4, [7, 0, 0, 7, 0], {"app1": 4})
     assert cells[47] == HalfHourCell(agent=1)
-    assert 5 not in cells
-    assert latency == {5: {"130": 2, "131": 1}}
+    assert cells[6] == HalfHourCell(codec.FULL_MASK, True)
+    assert 5 not in cells  # latency samples only
+    assert latency == {5: {"130": 2, "131": 1}, 6: {"130": 2, "131": 1}}
+
+
+def test_a_working_half_hour_takes_a_few_characters() -> None:
+    full = codec.FULL_MASK
+    assert codec.half_hour_text(HalfHourCell(full, True, 0, [full, 0, 0, full, 0])) == "*=..="
+    assert codec.half_hour_text(HalfHourCell(full, False)) == "-*"
+    assert codec.half_hour_text(HalfHourCell()) == ""
+    assert codec.half_hour_text(HalfHourCell(connected=True)) == "."
+    assert codec.mask_token(0b1110) == "Bd" and codec.mask_token(0b101) == "#5" + "0" * 5
+
+
+_MASKS = st.one_of(
+    st.integers(0, codec.FULL_MASK),
+    st.builds(
+        lambda a, n: ((1 << n) - 1) << a & codec.FULL_MASK, st.integers(0, 29), st.integers(1, 30)
+    ),
+    st.just(codec.FULL_MASK),
+    st.just(0),
+)
+
+
+@given(_MASKS, st.booleans(), _MASKS, st.lists(_MASKS, min_size=5, max_size=5), st.data())
+def test_half_hour_masks_round_trip(
+    agent: int, connected: bool, apps: int, kinds: list[int], data: st.DataObject
+) -> None:
+    # Kinds and apps often equal the agent minutes: that is what "=" is for.
+    kinds = [data.draw(st.sampled_from([k, agent])) for k in kinds]
+    apps = data.draw(st.sampled_from([apps, agent]))
+    cell = HalfHourCell(agent, connected, apps, kinds)
+    text = codec.half_hour_text(cell)
+    assert text.isascii() and text.isprintable() and "/" not in text
+    if text:
+        assert codec.half_hour(text) == cell
+    else:
+        assert cell == HalfHourCell()
+    for mask in (agent, apps, *kinds):
+        token = codec.mask_token(mask)
+        assert codec.half_hour("-" + token).agent == mask
+        runs = [r for r in f"{mask:b}".split("0") if r]
+        assert len(token) <= 2 or len(runs) > 1  # one run of minutes: two characters
 
 
 def test_cell_members_come_from_the_user_templates_hash() -> None:
@@ -74,15 +115,38 @@ def test_packed_bins_take_one_character_per_close_small_entry() -> None:
     assert len(codec.pack_bins({200: 1, 205: 1, 206: 4})) == 3 + 2 + 2
 
 
+@given(
+    st.dictionaries(
+        st.one_of(st.integers(100, 160), st.integers(-(10**6), 10**6)),
+        st.one_of(st.integers(1, 4), st.integers(1, 10**9)),
+        min_size=1,
+        max_size=300,
+    )
+)
+def test_half_hour_bins_round_trip(bins: dict[int, int]) -> None:
+    packed = codec.pack_cell_bins(bins)
+    assert packed.isascii() and packed.isprintable() and "\\" not in packed
+    assert codec.unpack_cell_bins(packed) == {str(b): n for b, n in bins.items()}
+
+
+def test_half_hour_bins_take_one_character_per_two_common_entries() -> None:
+    # The first entry: bin 200 zigzagged (400, three base-16 digits) and its count.
+    assert len(codec.pack_cell_bins({b: 1 for b in range(200, 240)})) == 3 + 1 + 20
+    assert len(codec.pack_cell_bins({200: 1, 205: 4, 206: 1})) == 4 + 1 + 1
+    assert len(codec.pack_cell_bins({200: 1, 230: 1})) == 4 + 2 + 1  # gap 30: a varint
+
+
 def test_build_upsert_round_trips_through_the_stored_payload() -> None:
     option = ParameterOption("EU", "", "eu", "/e.svg")
     param = BuildParameter("region", "string", "Region", "Where", (option,), "eu")
     event = BuildEvent("id-1", 1_700_000_000_000_000, T, W, U, 4, (param,))
     op = codec.build_op(event)
     assert op[:4] == ["b", f"{T}|{W}|4", "1700000000000000", "id-1"]
-    stored = op[4]
-    defs = codec.param_defs(dict(op[5]))  # type: ignore[call-overload]
-    assert len(defs) == 1 and "value" not in next(iter(defs.values()))
+    ((digest, definition, value),) = op[5]  # type: ignore[misc]
+    # What rollup.lua stores: the definition under a number, the build naming it.
+    stored = f"{op[4]},1,{value}]"
+    defs = codec.param_defs({"#": "1", f"#{digest}": "1", "1": definition})
+    assert len(defs) == 1 and "value" not in defs["1"]
     build = codec.stored_build(str(op[1]), stored, defs)
     assert (build.template_id, build.workspace_id, build.build_number) == (T, W, 4)
     assert build.time_us == event.time_us
