@@ -22,7 +22,7 @@ COPY api ./api
 COPY insights ./insights
 COPY streams ./streams
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install . \
+    pip install ".[coder]" \
  && insights --help > /dev/null
 
 # --- runtime

@@ -290,3 +290,138 @@ def simulate_command(days: int, users: int, seed: int, rate: float, live: bool) 
         raise click.ClickException(
             f"cannot simulate into {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+@main.group("coder")
+def coder_group() -> None:
+    """Work with an existing Coder deployment."""
+
+
+def _duration_s(value: str) -> float:
+    """``1s``, ``500ms``, ``2m`` or a plain number of seconds."""
+    text = value.strip().lower()
+    for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if text.endswith(suffix):
+            text, scale = text[: -len(suffix)], factor
+            break
+    else:
+        scale = 1.0
+    try:
+        seconds = float(text) * scale
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a duration (1s, 500ms, 2m)") from None
+    if not seconds > 0:
+        raise click.BadParameter(f"{value!r}: must be more than 0")
+    return seconds
+
+
+@coder_group.command("import")
+@click.option(
+    "--postgres-url",
+    envvar="INSIGHTS_CODER_POSTGRES_URL",
+    required=True,
+    help="Coder's database: postgres://user:password@host:5432/coder (or "
+    "INSIGHTS_CODER_POSTGRES_URL, which keeps the password out of the process list); a "
+    "role with SELECT on the tables read is enough",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    default=None,
+    help="import nothing older than this RFC 3339 time (UTC when no offset is given)",
+)
+@click.option("--follow", is_flag=True, help="after the history, keep producing new rows")
+@click.option(
+    "--poll-interval",
+    default="1s",
+    show_default=True,
+    help="how often --follow looks for new rows (1s, 500ms, 2m)",
+)
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(1, 100_000),
+    default=5000,
+    show_default=True,
+    help="rows per read (keyset page)",
+)
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="forget the saved positions and import everything (from --since) again",
+)
+def coder_import(
+    postgres_url: str,
+    since: datetime | None,
+    follow: bool,
+    poll_interval: str,
+    chunk_rows: int,
+    reset: bool,
+) -> None:
+    """Produce a Coder deployment's history from its PostgreSQL database as events, then
+    (--follow) its new rows as Coder writes them.
+
+    Reads Coder's tables only (README: Use with an existing Coder deployment).  Positions
+    are kept in Redis, so a run resumes where the last one stopped; rows read again are
+    sent with the same ids and change no number.  Unset INSIGHTS_KAFKA_BOOTSTRAP /
+    INSIGHTS_REDIS_URL mean the embedded stack of `insights up`.
+    """
+    import signal
+
+    from rich.console import Console
+
+    from insights import maintenance
+
+    try:
+        from streams.coder_import import importer
+        from streams.coder_import.schema_check import SchemaError
+    except ImportError as exc:  # psycopg is the optional extra "coder"
+        raise click.ClickException(
+            f"insights coder import needs the 'coder' extra ({exc.name} is missing): "
+            "pip install 'coder-insights-streams[coder]'"
+        ) from exc
+    import psycopg
+    from aiokafka.errors import KafkaError
+    from redis.exceptions import RedisError
+
+    interval = _duration_s(poll_interval)
+    since_us = 0
+    if since is not None:
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        since_us = max(0, int(since.timestamp() * 1_000_000))
+    settings = maintenance.with_embedded_defaults(Settings())
+    options = importer.ImportOptions(
+        postgres_url,
+        since_us=since_us,
+        follow=follow,
+        poll_interval_s=interval,
+        chunk_rows=chunk_rows,
+        reset=reset,
+    )
+    console = Console(stderr=True)
+
+    async def run() -> importer.ImportResult:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            return await importer.run_import(settings, options, stop=stop, console=console)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    try:
+        result = asyncio.run(run())
+    except SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise click.ClickException(f"Coder's database: {first}") from None
+    except (KafkaError, RedisError, OSError) as exc:
+        raise click.ClickException(
+            f"cannot import into {settings.kafka_bootstrap}: {type(exc).__name__}: {exc}"
+        ) from None
+    console.print(
+        f"imported {result.rows:,} rows as {result.events:,} events in {result.seconds:.1f} s"
+    )
