@@ -1,15 +1,18 @@
-"""docs/dashboard.png: the dashboard over a simulated deployment, as a browser shows it.
+"""docs/dashboard.png and docs/dashboard-dark.png: the dashboard over a simulated
+deployment, as a browser shows it in either theme.
 
 Starts the embedded broker and Redis and a worker and an API (as tests/e2e/stack.py does),
 sends ``--days`` of a ``--users`` deployment with ``insights simulate --no-live``
 (streams/simulation.py: users in eight time zones, business hours, apps, builds), waits
-until the worker has folded it all, then opens the page in Debian's chromium (Playwright,
-as tests/e2e/test_dashboard.py) in ``--zone``, signs in and saves a full-page screenshot
-``--width`` pixels wide. Everything started is stopped at the end. About two minutes on two
-cores; needs /usr/bin/chromium (``make chromium``).
+until the worker has folded it all, then opens the page the API serves in Debian's chromium
+(Playwright, as tests/e2e/test_dashboard.py) in ``--zone``, signs in, waits for every panel
+and for the live stream, and saves a full-page screenshot ``--width`` pixels wide per theme.
+Console errors or warnings (a Content-Security-Policy violation among them) fail the run
+after the screenshots are saved. Everything started is stopped at the end. About two minutes
+on two cores; needs /usr/bin/chromium (``make chromium``).
 
     .venv/bin/python bench/screenshot_dashboard.py
-    .venv/bin/python bench/screenshot_dashboard.py --theme dark --out /tmp/dark.png
+    .venv/bin/python bench/screenshot_dashboard.py --theme dark --dark-out /tmp/dark.png
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ sys.path.insert(0, str(REPO_ROOT))  # the page helpers live with the browser tes
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from insights import devstack  # noqa: E402
-from tests.e2e.dashboard_support import CHROMIUM, LAUNCH_ARGS, ConsoleLog, dashboard_site  # noqa: E402
+from tests.e2e.dashboard_support import CHROMIUM, LAUNCH_ARGS, ConsoleLog, page_url  # noqa: E402
 from tests.e2e.stack import TOKEN, Stack, running_stack  # noqa: E402
 
 SETTLE_S = 3.0  # totals unchanged this long: the worker has caught up
@@ -72,7 +75,8 @@ def wait_settled(stack: Stack, timeout_s: float = 600.0) -> None:
     raise SystemExit("the worker did not catch up in time:\n" + stack.log_tail())
 
 
-def screenshot(site: str, out: Path, zone: str, theme: str, width: int) -> None:
+def screenshot(site: str, out: Path, zone: str, theme: str, width: int) -> list[str]:
+    """Saves the page in ``theme``; the console's errors and warnings."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
@@ -90,11 +94,11 @@ def screenshot(site: str, out: Path, zone: str, theme: str, width: int) -> None:
             page.get_by_role("button", name="Sign in").click()
             for panel in ("daus", "active", "latency", "apps", "activity", "params"):
                 page.wait_for_selector(f"#panel-{panel}.loaded", timeout=60_000)
-            page.wait_for_timeout(1500)  # the live indicator settles, charts finish drawing
+            page.wait_for_selector("#live-state[data-state='live']", timeout=30_000)
+            page.wait_for_timeout(1500)  # charts finish drawing, "Updated" ticks once
             out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(out), full_page=True)
-            if console.problems:
-                print("console:\n  " + "\n  ".join(console.problems))
+            return console.problems
         finally:
             browser.close()
 
@@ -105,9 +109,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=62, help="days of history (62: full DAUs)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--zone", default="Europe/Berlin", help="the browser's IANA time zone")
-    parser.add_argument("--theme", choices=("light", "dark"), default="light")
+    parser.add_argument("--theme", choices=("both", "light", "dark"), default="both")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "dashboard.png")
+    parser.add_argument("--dark-out", type=Path, default=REPO_ROOT / "docs" / "dashboard-dark.png")
     args = parser.parse_args()
     if not CHROMIUM.exists():
         raise SystemExit(f"{CHROMIUM} is missing: `make chromium` installs it")
@@ -118,9 +123,14 @@ def main() -> None:
     ):
         simulate(stack, args.days, args.users, args.seed)
         wait_settled(stack)
-        with dashboard_site(stack.base_url, TOKEN) as site:
-            screenshot(site, args.out, args.zone, args.theme, args.width)
-    print(f"wrote {args.out}")
+        problems: list[str] = []
+        for theme, out in (("light", args.out), ("dark", args.dark_out)):
+            if args.theme in ("both", theme):
+                found = screenshot(page_url(stack.base_url), out, args.zone, theme, args.width)
+                problems += [f"{theme}: {p}" for p in found]
+                print(f"wrote {out}")
+    if problems:
+        raise SystemExit("console:\n  " + "\n  ".join(problems))
 
 
 if __name__ == "__main__":

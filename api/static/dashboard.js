@@ -21,6 +21,7 @@
   const PERCENTILES = "50,95,99";
   const TOP = 10;
   const MAX_VALUES = 8;
+  const MAX_TEMPLATE_NAMES = 3; // named in a parameter's card; more are counted
   const POLL_MS = 30 * 1000;
   const CHANGE_DEBOUNCE_MS = 150;
   const CHART_HEIGHT = 220;
@@ -34,7 +35,7 @@
     template: "",
     range: "7d",
     interval: "day",
-    templates: new Map(), // id -> display name ("" when none is known)
+    templates: new Map(), // id -> {name, org} ("" where events named none)
     showAllActivity: false,
     showAllLatency: false,
     showAllApps: false,
@@ -260,14 +261,17 @@
       parts.push(`${v.field}: ${v.detail}`);
     }
     if (status === 403) parts.push("This panel needs a token with deployment scope.");
-    return parts.join(" ");
+    // Template-scoped tokens must name their templates; "All templates" names none.
+    if (status === 404 && !state.template) parts.push("This token may need a template: choose one above.");
+    return parts.map((p) => (/[.!?]$/.test(p) ? p : `${p}.`)).join(" ");
   }
 
+  /** `params` null: an endpoint that takes no parameters at all (it refuses `tz`). */
   async function getJSON(endpoint, params, signal) {
-    params.set("tz", ZONE);
+    if (params) params.set("tz", ZONE);
     let res;
     try {
-      res = await fetch(`${API}${endpoint}?${params}`, {
+      res = await fetch(`${API}${endpoint}${params ? `?${params}` : ""}`, {
         headers: { "Coder-Session-Token": currentToken(), Accept: "application/json" },
         cache: "no-store",
         signal,
@@ -509,23 +513,48 @@
     );
   }
 
-  function learnTemplates(report) {
-    // Names, where a server sends them, as report.templates = [{id, name, display_name}].
-    for (const t of Array.isArray(report.templates) ? report.templates : []) {
-      if (t && t.id) state.templates.set(t.id, t.display_name || t.name || "");
+  /** The names events gave the templates (the template-names extension). Without them the
+   * reports still render, with ids for names: a failure here costs labels, not a panel. */
+  async function loadTemplateNames(signal) {
+    let body;
+    try {
+      body = await getJSON("template-names", null, signal);
+    } catch (err) {
+      if (err instanceof AuthError || signal.aborted) throw err;
+      return;
     }
+    for (const t of Array.isArray(body && body.templates) ? body.templates : []) {
+      if (t && t.template_id) {
+        state.templates.set(t.template_id, { name: t.name || "", org: t.organization_name || "" });
+      }
+    }
+  }
+
+  /** What to call a template: its name, with its organization where another template in a
+   * different one has the same name, else its id. */
+  function templateLabel(id) {
+    const t = state.templates.get(id);
+    if (!t || !t.name) return id;
+    for (const [other, o] of state.templates) {
+      if (other !== id && o.name === t.name && o.org !== t.org && t.org) return `${t.name} (${t.org})`;
+    }
+    return t.name;
+  }
+
+  function learnTemplates(report) {
     for (const id of report.template_ids || []) {
-      if (!state.templates.has(id)) state.templates.set(id, "");
+      if (!state.templates.has(id)) state.templates.set(id, { name: "", org: "" });
     }
     const select = $("template");
-    const ids = Array.from(state.templates.keys()).sort();
-    const have = Array.from(select.options).slice(1).map((o) => o.value);
-    const labels = ids.map((id) => state.templates.get(id) || id);
-    const shown = Array.from(select.options).slice(1).map((o) => o.textContent);
-    if (have.join() === ids.join() && shown.join() === labels.join()) return;
+    const ids = Array.from(state.templates.keys())
+      .map((id) => ({ id, label: templateLabel(id), named: templateLabel(id) !== id }))
+      // Names first, alphabetically; the bare ids of unnamed templates after them.
+      .sort((a, b) => b.named - a.named || a.label.localeCompare(b.label) || a.id.localeCompare(b.id));
+    const have = Array.from(select.options).slice(1).map((o) => `${o.value}=${o.textContent}`);
+    if (have.join("\n") === ids.map((t) => `${t.id}=${t.label}`).join("\n")) return;
     const keep = select.value;
     select.replaceChildren(new Option("All templates", ""));
-    ids.forEach((id, i) => select.append(new Option(labels[i], id)));
+    for (const t of ids) select.append(new Option(t.label, t.id));
     select.value = keep;
   }
 
@@ -534,7 +563,10 @@
     if (win.error) throw new ApiError(win.error);
     const params = windowParams(win);
     params.set("interval", state.interval);
-    const body = await getJSON("templates", params, signal);
+    // The filter learns the names even when the report fails (a template-scoped token on
+    // "All templates"): that is how such a token gets to its templates.
+    const named = loadTemplateNames(signal).then(() => learnTemplates({}));
+    const [body] = await Promise.all([getJSON("templates", params, signal), named]);
     const report = body.report || {};
     learnTemplates(report);
     renderActive(report, Array.isArray(body.interval_reports) ? body.interval_reports : []);
@@ -633,17 +665,33 @@
         if (p.display_name && p.display_name !== p.name) title.append(el("code", "", p.name));
         const notes = [];
         if (p.description) notes.push(p.description);
-        const nTemplates = (p.template_ids || []).length;
-        if (!state.template && nTemplates) notes.push(`${nTemplates} ${nTemplates === 1 ? "template" : "templates"}`);
-        card.append(title, el("p", "muted", notes.join(" · ")));
+        const names = (p.template_ids || []).map(templateLabel).sort((a, b) => a.localeCompare(b));
+        if (!state.template && names.length) {
+          notes.push(
+            names.length <= MAX_TEMPLATE_NAMES
+              ? `${names.length === 1 ? "Template" : "Templates"}: ${names.join(", ")}`
+              : `${names.length} templates`,
+          );
+        }
+        const note = el("p", "muted", notes.join(" · "));
+        if (names.length > MAX_TEMPLATE_NAMES) note.title = names.join(", ");
+        card.append(title, note);
         const options = new Map((p.options || []).map((o) => [o.value, o]));
         const values = (p.values || []).slice().sort((a, b) => b.count - a.count || a.value.localeCompare(b.value));
         const max = values.length ? values[0].count : 1;
         const list = el("ul");
         list.setAttribute("aria-label", `Values of ${p.display_name || p.name}`);
-        for (const v of values.slice(0, MAX_VALUES)) {
+        const shownValues = values.slice(0, MAX_VALUES);
+        const nameCount = new Map();
+        for (const v of shownValues) {
           const option = options.get(v.value);
-          const text = option ? option.name : v.value === "" ? "(empty)" : v.value;
+          if (option) nameCount.set(option.name, (nameCount.get(option.name) || 0) + 1);
+        }
+        for (const v of shownValues) {
+          const option = options.get(v.value);
+          let text = option ? option.name : v.value === "" ? "(empty)" : v.value;
+          // Options may share a name ("Asia Pacific" for two regions): say which is which.
+          if (option && nameCount.get(option.name) > 1) text += ` (${option.description || v.value})`;
           const li = el("li");
           li.append(
             options.size ? iconFor(option ? option.icon : "", text, "small") : el("span"),
@@ -978,7 +1026,14 @@
 
   // --- sign-in, filters, theme -----------------------------------------------------------
 
+  /** The skip link leads to whichever main is shown. */
+  function skipTo(id, text) {
+    $("skip-link").href = `#${id}`;
+    $("skip-link").textContent = text;
+  }
+
   function showLogin(message) {
+    skipTo("token", "Skip to the sign-in form");
     $("reports").hidden = true;
     $("sign-out").hidden = true;
     $("login").hidden = false;
@@ -991,6 +1046,7 @@
 
   function showReports() {
     signedIn = true;
+    skipTo("reports", "Skip to the reports");
     $("login").hidden = true;
     $("reports").hidden = false;
     $("sign-out").hidden = false;
