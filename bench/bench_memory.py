@@ -1,7 +1,7 @@
 """Redis memory of the rollup store per user-active-day, and how memory and 30-day reads grow.
 
 A user-active-day (uad) is one user active on one UTC day: one field of that day's
-``cis:v<N>:...{d<day>}:g:all:a`` hash (``user_active_days``; the key patterns accept any
+``cis:v<N>:...{d<day>}:g:all:m`` hash (``user_active_days``; the key patterns accept any
 format version and generation: this throw-away Redis holds only what the store wrote).
 The workload is a realistic deployment (``streams.simulation`` users, templates and apps;
 ``bench_api``'s session and app builders):
@@ -87,7 +87,7 @@ CHUNK = 50  # users per load batch (one local day of a chunk)
 # Keys of one UTC day, in whichever format version the store writes (``cis:v<N>``): this
 # Redis only ever holds what this script loaded.
 DAY_KEYS = "cis:v[0-9]*:{d[0-9]*}"
-ACTIVE_KEYS = DAY_KEYS + ":g:all:a"  # user -> active half-hours: one field per uad
+ACTIVE_KEYS = DAY_KEYS + ":g:all:m"  # user -> usage minutes: one field per uad
 GUARD_KEYS = DAY_KEYS + ":l:*"  # latency sample id guards (template, user, day)
 KIND_NAMES = ("sessions", "latency", "app sessions", "builds")
 
@@ -261,7 +261,7 @@ async def count_keys(redis: Redis, match: str) -> int:
 
 
 async def user_active_days(redis: Redis) -> int:
-    """Sum of HLEN over the days' ``g:all:a`` hashes: each field is one user active that day."""
+    """Sum of HLEN over the days' ``g:all:m`` hashes: each field is one user active that day."""
     keys = [k async for k in redis.scan_iter(match=ACTIVE_KEYS, count=1000)]
     if not keys:
         return 0

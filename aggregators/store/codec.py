@@ -11,7 +11,8 @@ and nowhere else:
 * day aggregate ``g:<scope>:x``: ``k|<i>`` and ``p|<key>`` minutes; in a
   template scope ``r|<key>|<user>`` 48-bit half-hour masks of app runs, in the
   ``all`` scope ``h``, the half-hours holding any data;
-* ``g:<scope>:a`` / ``:m``: user -> integer; ``g:<template>:l``: user -> packed
+* ``g:<template>:a``: user -> active half-hours (48-bit mask) * 10^4 + usage minutes
+  (``usage``); ``g:all:m``: user -> capped usage minutes; ``g:<template>:l``: user -> packed
   bins (``latency_counts``);
 * builds ``<t>|<workspace>|<build number>`` -> JSON ``[time_us, event id,
   definition number, value, ...]``, the definitions in ``pdefs`` (number -> JSON, once
@@ -41,6 +42,7 @@ from aggregators.reports import Profile
 
 SEP = "|"  # field separator inside hash fields; ids never contain it
 FULL_MASK = (1 << 30) - 1  # every minute of a half-hour
+USAGE_SCALE = 10_000  # the minutes' share of a usage value: a day has 1,440 of them
 SPAN_FIELD = "h"  # of the all-scope x aggregate: 48-bit mask of half-hours holding data
 Hash = dict[str, str]
 
@@ -70,6 +72,20 @@ def split_pair(member: str) -> tuple[str, str]:
     return first, second
 
 
+def usage(raw: Hash) -> tuple[dict[str, int], dict[str, int]]:
+    """A template's ``a`` hash: (user -> active half-hours, user -> usage minutes)."""
+    masks: dict[str, int] = {}
+    minutes: dict[str, int] = {}
+    for user, value in raw.items():
+        masks[user], minutes[user] = divmod(int(value), USAGE_SCALE)
+    return masks, minutes
+
+
+def usage_value(mask: int, minutes: int) -> str:
+    """``usage``'s inverse (as the script writes it; for tests and tools)."""
+    return str(mask * USAGE_SCALE + minutes)
+
+
 def tool_minutes(x: Hash) -> ToolMinutes:
     out = ToolMinutes()
     for fld, raw in x.items():
@@ -91,23 +107,23 @@ def latency_counts(raw: Hash) -> LatencyCounts:
         return LatencyCounts.empty()
     users = tuple(raw)
     texts = [raw[u] for u in users]
-    codes = np.frombuffer("".join(texts).encode(), dtype=np.uint8).astype(np.int64)
-    owner = np.repeat(np.arange(len(texts)), [len(t) for t in texts])
-    # A one-character entry stands for two one-digit varints: expand it into those.
-    joint = codes >= _JOINT
-    width = np.where(joint, 2, 1)
-    codes, owner = np.repeat(codes, width), np.repeat(owner, width)
-    first = np.cumsum(width) - width  # where each original character landed
-    pair = first[joint]
-    gap, count = (codes[pair] - _JOINT) // 3 + 1, (codes[pair] - _JOINT) % 3 + 1
-    codes[pair], codes[pair + 1] = _END + gap, _END + count
+    symbols = _SYMBOL_BY_BYTE[np.frombuffer("".join(texts).encode(), dtype=np.uint8)]
+    if len(symbols) and symbols.min() < 0:
+        raise ValueError("day bins: a character outside the packing's symbols")
+    # An entry symbol stands for two one-digit values, its gap and count: expand it into those.
+    entry = symbols >= 2 * _OCTAL
+    width = np.where(entry, 2, 1)
+    first = np.cumsum(width) - width  # where each symbol landed
+    owner = np.repeat(np.repeat(np.arange(len(texts)), [len(t) for t in texts]), width)
+    digit = np.repeat(symbols % _OCTAL, width)
+    end = np.repeat((symbols < _OCTAL) | entry, width)
+    pair = first[entry]
+    digit[pair], digit[pair + 1] = _ENTRY_GAP[symbols[entry]], _ENTRY_COUNT[symbols[entry]]
     # Varints: digits least significant first, each value ends at a terminal digit.
-    end = codes < _MORE
-    digit = np.where(end, codes - _END, codes - _MORE)
     value_of: npt.NDArray[np.int64] = np.cumsum(end) - end
     ends = np.flatnonzero(end)
     starts = np.concatenate(([0], ends[:-1] + 1))
-    shift = 5 * (np.arange(len(codes)) - starts[value_of])
+    shift = 3 * (np.arange(len(digit)) - starts[value_of])
     values = np.bincount(value_of, weights=digit << shift).astype(np.int64)
     # Values pair up as (gap, count); a user's first gap is its zigzagged first bin.
     gaps, counts = values[0::2], values[1::2]
@@ -228,55 +244,6 @@ def cell_members(raw: Any) -> list[str]:
     )
 
 
-# Packed bins (rollup.lua's pack_bins): entries sorted by bin.  The first is a varint of the
-# zigzagged bin and one of the count; each next one is one character 'p'..'{' when its gap to the
-# previous bin is 1-4 and its count 1-3, else a varint of the gap and one of the count.  A varint
-# is base-32 digits, least significant first: '0'..'O' ends it, 'P'..'o' continues it.
-_END, _MORE, _JOINT = ord("0"), ord("P"), ord("p")
-
-
-def unpack_bins(packed: str) -> Bins:
-    out: Bins = {}
-    values: list[int] = []  # gap (or zigzagged first bin), count, gap, count, ...
-    v = shift = 0
-    for code in packed.encode():
-        if code >= _JOINT:
-            values += ((code - _JOINT) // 3 + 1, (code - _JOINT) % 3 + 1)
-        elif code >= _MORE:
-            v |= (code - _MORE) << shift
-            shift += 5
-        else:
-            values.append(v | (code - _END) << shift)
-            v = shift = 0
-    prev = 0
-    for i in range(0, len(values), 2):
-        d = values[i]
-        b = prev + d if i else (d >> 1 if d % 2 == 0 else -((d + 1) >> 1))
-        key = str(b)
-        out[key] = out.get(key, 0) + values[i + 1]
-        prev = b
-    return out
-
-
-def pack_bins(bins: Mapping[int, int]) -> str:
-    """The packed text of ``{bin: count}`` (as the script writes it; for tests and tools)."""
-    out: list[str] = []
-    prev: int | None = None
-    for b in sorted(bins):
-        count = bins[b]
-        if prev is not None and b - prev <= 4 and count <= 3:
-            out.append(chr(_JOINT + (b - prev - 1) * 3 + count - 1))
-        else:
-            d = (2 * b if b >= 0 else -2 * b - 1) if prev is None else b - prev
-            for v in (d, count):
-                while v >= 32:
-                    out.append(chr(_MORE + v % 32))
-                    v //= 32
-                out.append(chr(_END + v))
-        prev = b
-    return "".join(out)
-
-
 # Half-hour bins (rollup.lua's pack_cell_bins), 88 one-character symbols ("&".."~" without
 # the backslash): 0-15 a base-16 digit ending a varint, 16-31 one continuing it (least
 # significant first), 32-51 one entry of gap 1-5 and count 1-4, 52-87 two entries both in
@@ -336,6 +303,11 @@ def unpack_cell_bins(packed: str) -> Bins:
             values += ((x - 32) // 4 + 1, (x - 32) % 4 + 1)
         else:
             values += (*_COMMON[(x - 52) // 6], *_COMMON[(x - 52) % 6])
+    return _bins_of(values)
+
+
+def _bins_of(values: list[int]) -> Bins:
+    """Bins of decoded (zigzagged first bin, count, gap, count, ...) values."""
     out: Bins = {}
     prev = 0
     for i in range(0, len(values), 2):
@@ -345,6 +317,69 @@ def unpack_cell_bins(packed: str) -> Bins:
         out[key] = out.get(key, 0) + values[i + 1]
         prev = b
     return out
+
+
+# Day bins (rollup.lua's pack_day_bins), in the same 88 symbols: 0-7 an octal digit ending a
+# varint, 8-15 one continuing it (least significant first), 16-87 one whole entry of
+# _DAY_ENTRIES (gap to the previous bin, count): a user's working day in a template is some
+# 100 entries, mostly next to each other with counts up to ~40.  The first entry is a varint
+# of the zigzagged bin and one of the count; any other is one symbol or a varint of its gap
+# and one of its count.
+_OCTAL = 8
+_DAY_ENTRIES = (
+    *(
+        (gap, count)
+        for gap, most in ((1, 39), (2, 6), (3, 4), (4, 3))
+        for count in range(1, most + 1)
+    ),
+    *((gap, 1) for gap in range(5, 25)),
+)
+_DAY_ENTRY_SYMBOL = {e: 2 * _OCTAL + i for i, e in enumerate(_DAY_ENTRIES)}
+assert 2 * _OCTAL + len(_DAY_ENTRIES) == len(_SYMBOLS)
+# By byte: its symbol (-1: none), and the gap and count of an entry symbol.
+_SYMBOL_BY_BYTE = np.full(256, -1, dtype=np.int64)
+_SYMBOL_BY_BYTE[np.frombuffer(_SYMBOLS.encode(), dtype=np.uint8)] = np.arange(len(_SYMBOLS))
+_ENTRY_GAP = np.array([0] * 2 * _OCTAL + [g for g, _ in _DAY_ENTRIES], dtype=np.int64)
+_ENTRY_COUNT = np.array([0] * 2 * _OCTAL + [c for _, c in _DAY_ENTRIES], dtype=np.int64)
+
+
+def _octal_varint(out: list[str], v: int) -> None:
+    while v >= _OCTAL:
+        out.append(_SYMBOLS[_OCTAL + v % _OCTAL])
+        v //= _OCTAL
+    out.append(_SYMBOLS[v])
+
+
+def pack_bins(bins: Mapping[int, int]) -> str:
+    """The packed day text of ``{bin: count}`` (as the script writes it; for tests and tools)."""
+    out: list[str] = []
+    prev: int | None = None
+    for b in sorted(bins):
+        count = bins[b]
+        symbol = None if prev is None else _DAY_ENTRY_SYMBOL.get((b - prev, count))
+        if symbol is not None:
+            out.append(_SYMBOLS[symbol])
+        else:
+            _octal_varint(out, (2 * b if b >= 0 else -2 * b - 1) if prev is None else b - prev)
+            _octal_varint(out, count)
+        prev = b
+    return "".join(out)
+
+
+def unpack_bins(packed: str) -> Bins:
+    values: list[int] = []
+    v = shift = 0
+    for code in packed.encode():
+        x = _SYMBOL_OF[code]
+        if x < _OCTAL:
+            values.append(v | x << shift)
+            v = shift = 0
+        elif x < 2 * _OCTAL:
+            v |= (x - _OCTAL) << shift
+            shift += 3
+        else:
+            values += _DAY_ENTRIES[x - 2 * _OCTAL]
+    return _bins_of(values)
 
 
 def catalogue(raw: Any) -> Catalogue:

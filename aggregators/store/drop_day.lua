@@ -15,13 +15,13 @@ local function drop(key)
   removed = removed + redis.call('UNLINK', key)
 end
 
-local templates = redis.call('SMEMBERS', P .. 'tpls')
-table.insert(templates, 'all')
-for _, t in ipairs(templates) do
-  for _, part in ipairs({'a', 'm', 'x', 'l'}) do
+for _, t in ipairs(redis.call('SMEMBERS', P .. 'tpls')) do
+  for _, part in ipairs({'a', 'x', 'l'}) do
     drop(P .. 'g:' .. t .. ':' .. part)
   end
 end
+drop(P .. 'g:all:m')
+drop(P .. 'g:all:x')
 local ut = redis.call('HGETALL', P .. 'ut')
 for i = 1, #ut, 2 do
   local u = ut[i]

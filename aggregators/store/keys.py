@@ -88,9 +88,10 @@ class Keyspace:
 
     def day_agg(self, day: int, scope: str, part: str) -> str:
         """Day aggregate hash.  ``scope`` is a template id or ``all``; ``part`` one of
-        ``a`` (user -> 48-bit active half-hour mask), ``m`` (user -> usage minutes),
-        ``x`` (builtin/app minute totals and app run masks), ``l`` (user -> latency bins JSON;
-        templates only: readers sum them for ``all``).
+        ``a`` (templates only: user -> 48-bit active half-hour mask and usage minutes in one
+        integer; readers OR the masks for ``all``), ``m`` (``all`` only: user -> usage minutes
+        capped over templates), ``x`` (builtin/app minute totals and app run masks), ``l``
+        (templates only: user -> packed latency bins; readers sum them for ``all``).
         """
         return self.day_prefix(day) + f"g:{scope}:{part}"
 

@@ -189,8 +189,8 @@ def _queue_all_scope(
     keys: Keyspace, pipe: Any, day: int, templates: list[str], parts: Parts
 ) -> Callable[[Iterator[Any]], DayAggregates]:
     """The ``all`` scope's caps-applied aggregates, plus what each template contributed.
-    Latency and app runs are never capped, so they have no ``all`` copy: the templates'
-    bins are summed and their run masks OR-ed."""
+    Latency, app runs and active half-hours are never capped, so they have no ``all`` copy:
+    the templates' bins are summed and their masks OR-ed (by the fold, for active ones)."""
     scope_parts = [p for p in ("x", "m") if p in parts]
     for part in scope_parts:
         pipe.hgetall(keys.day_agg(day, ALL, part))
@@ -214,7 +214,7 @@ def _queue_all_scope(
             {},
         )
         for t in templates:
-            agg.active[t] = codec.int_hash(codec.str_hash(next(results)))
+            agg.active[t] = codec.usage(codec.str_hash(next(results)))[0]
             if "x" in parts:
                 tools = codec.tool_minutes(codec.str_hash(next(results)))
                 agg.template_tools[t] = tools
@@ -239,7 +239,8 @@ def _or_runs(into: dict[str, UserMasks], runs: dict[str, UserMasks]) -> None:
 def _queue_template_scope(
     keys: Keyspace, pipe: Any, day: int, template: str, parts: Parts
 ) -> Callable[[Iterator[Any]], DayAggregates]:
-    wanted = ["a", *(p for p in ("x", "m", "l") if p in parts)]
+    # Part "a" holds the template's usage minutes too: "m" costs no command of its own.
+    wanted = ["a", *(p for p in ("x", "l") if p in parts)]
     for part in wanted:
         pipe.hgetall(keys.day_agg(day, template, part))
 
@@ -247,12 +248,13 @@ def _queue_template_scope(
         got = {part: codec.str_hash(next(results)) for part in wanted}
         tools = codec.tool_minutes(got.get("x", {}))
         latency = codec.latency_counts(got.get("l", {}))
+        active, minutes = codec.usage(got["a"])
         return DayAggregates(
             day,
             tools,
-            codec.int_hash(got.get("m", {})),
+            minutes if "m" in parts else {},
             latency,
-            {template: codec.int_hash(got["a"])},
+            {template: active},
             {template: tools} if "x" in parts else {},
             {template: list(latency.users)} if "l" in parts else {},
         )

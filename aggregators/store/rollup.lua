@@ -236,13 +236,51 @@ local function usage_in(hh)
   end
 end
 
+-- Day usage of a template, "g:<t>:a": user -> its active half-hours (48-bit mask) and
+-- usage minutes as ONE decimal integer, mask * 10^4 + minutes (below 2^63, so the
+-- server keeps it as an 8-byte integer in the listpack; one field per user instead of one
+-- in each of two hashes, a user id being most of an entry).  Doubles cannot hold the
+-- product exactly, so it is read and written as text: the last 4 digits are the minutes.
+-- A row is read once per call and written back once at its end (flush_usage).  The all
+-- scope keeps only the capped minutes ("g:all:m"): readers OR the templates' masks.
+local usage_rows = {}
+
+local function usage_row(t, u)
+  local key = P .. 'g:' .. t .. ':a'
+  local rows = usage_rows[key]
+  if not rows then
+    rows = {}
+    usage_rows[key] = rows
+  end
+  local row = rows[u]
+  if not row then
+    local raw = redis.call('HGET', key, u)
+    if raw then
+      row = {mask = tonumber(sub(raw, 1, -5)), minutes = tonumber(sub(raw, -4))}
+    else
+      row = {mask = 0, minutes = 0}
+    end
+    rows[u] = row
+  end
+  return row
+end
+
+local function flush_usage()
+  for key, rows in pairs(usage_rows) do
+    for u, row in pairs(rows) do
+      redis.call('HSET', key, u, string.format('%.0f%04d', row.mask, row.minutes))
+    end
+  end
+end
+
 local function usage_delta(t, u, hh, old, new)
   local d = new - old
   if d == 0 then return end
-  redis.call('HINCRBY', P .. 'g:' .. t .. ':m', u, d)
+  local row = usage_row(t, u)
+  row.minutes = row.minutes + d
   if old == 0 then
-    setbit48(P .. 'g:' .. t .. ':a', u, hh)
-    setbit48(P .. 'g:all:a', u, hh)
+    local b = 2 ^ hh
+    if math.floor(row.mask / b) % 2 == 0 then row.mask = row.mask + b end
   end
   capped(t, u, P .. 'g:all:m', u, old, new, usage_in(hh))
 end
@@ -373,75 +411,6 @@ local function sorted_bins(bins)
   return order
 end
 
--- Day bins: entries sorted by bin; the first is a varint of the zigzagged
--- bin and one of the count; each next one is a single character 'p'..'{'
--- when its gap to the previous bin is 1-4 and its count 1-3, else a varint
--- of the gap and one of the count.  A varint is base-32 digits, least
--- significant first: '0'..'O' ends it, 'P'..'o' continues.
-local JOINT = 112  -- 'p': the first one-character entry
-
-local function put_varint(buf, v)
-  while v >= 32 do
-    buf[#buf + 1] = char(80 + v % 32)
-    v = math.floor(v / 32)
-  end
-  buf[#buf + 1] = char(48 + v)
-end
-
-local function unpack_day_bins(s, bins)
-  local i, n, prev = 1, #s, nil
-  local function read()
-    local v, mul = 0, 1
-    while true do
-      local c = byte(s, i)
-      i = i + 1
-      if c >= 80 then
-        v = v + (c - 80) * mul
-        mul = mul * 32
-      else
-        return v + (c - 48) * mul
-      end
-    end
-  end
-  while i <= n do
-    local bin, count
-    local c = byte(s, i)
-    if prev ~= nil and c >= JOINT then
-      i = i + 1
-      bin = prev + math.floor((c - JOINT) / 3) + 1
-      count = (c - JOINT) % 3 + 1
-    else
-      local d = read()
-      if prev == nil then
-        if d % 2 == 0 then bin = d / 2 else bin = -(d + 1) / 2 end
-      else
-        bin = prev + d
-      end
-      count = read()
-    end
-    bins[bin] = (bins[bin] or 0) + count
-    prev = bin
-  end
-end
-
-local function pack_day_bins(bins)
-  local buf, prev = {}, nil
-  for _, b in ipairs(sorted_bins(bins)) do
-    local count = bins[b]
-    if prev == nil then
-      if b >= 0 then put_varint(buf, 2 * b) else put_varint(buf, -2 * b - 1) end
-      put_varint(buf, count)
-    elseif b - prev <= 4 and count <= 3 then
-      buf[#buf + 1] = char(JOINT + (b - prev - 1) * 3 + count - 1)
-    else
-      put_varint(buf, b - prev)
-      put_varint(buf, count)
-    end
-    prev = b
-  end
-  return table.concat(buf)
-end
-
 -- Half-hour bins (some 60 samples over a few dozen bins, mostly a gap of 1-3
 -- to the previous bin and a count of 1-3) in 88 symbols, each one character
 -- ('&'..'~' without the backslash): 0-15 a base-16 digit that ends a varint,
@@ -449,7 +418,7 @@ end
 -- gap 1-5 and count 1-4; 52-87 two entries, both among the six commonest
 -- (gap, count) pairs of COMMON.  The first entry is a varint of the zigzagged
 -- bin and one of the count, any other entry a varint of the gap and one of
--- the count.  ~30 characters for a half-hour where day packing takes ~42.
+-- the count.  ~30 characters for a half-hour where day packing takes ~40.
 local COMMON = {{1, 1}, {1, 2}, {2, 1}, {1, 3}, {3, 1}, {2, 2}}
 local common_of = {}  -- gap * 64 + count -> index 0-5 in COMMON
 for i, e in ipairs(COMMON) do common_of[e[1] * 64 + e[2]] = i - 1 end
@@ -474,9 +443,10 @@ local function pack_cell_bins(bins)
   local i, n = 2, #order
   while i <= n do
     local gap, count = order[i] - order[i - 1], bins[order[i]]
-    local ci = common_of[gap * 64 + count]
-    local cj
-    if ci and i < n then
+    -- (COMMON counts are below 64, and a larger one would alias another gap's key)
+    local ci, cj
+    if count < 64 then ci = common_of[gap * 64 + count] end
+    if ci and i < n and bins[order[i + 1]] < 64 then
       cj = common_of[(order[i + 1] - order[i]) * 64 + bins[order[i + 1]]]
     end
     if cj then
@@ -495,8 +465,23 @@ local function pack_cell_bins(bins)
   return table.concat(buf)
 end
 
+-- Adds decoded (zigzagged first bin, count, gap, count, ...) values to bins.
+local function add_entries(values, bins)
+  local prev
+  for j = 1, #values, 2 do
+    local d, bin = values[j]
+    if j == 1 then
+      if d % 2 == 0 then bin = d / 2 else bin = -(d + 1) / 2 end
+    else
+      bin = prev + d
+    end
+    bins[bin] = (bins[bin] or 0) + values[j + 1]
+    prev = bin
+  end
+end
+
 local function unpack_cell_bins(s, bins)
-  local values = {}  -- zigzagged first bin, count, gap, count, ...
+  local values = {}
   local v, mul = 0, 1
   for i = 1, #s do
     local c = byte(s, i)
@@ -521,17 +506,76 @@ local function unpack_cell_bins(s, bins)
       values[#values + 1] = e2[2]
     end
   end
-  local prev
-  for j = 1, #values, 2 do
-    local d, bin = values[j]
-    if j == 1 then
-      if d % 2 == 0 then bin = d / 2 else bin = -(d + 1) / 2 end
-    else
-      bin = prev + d
-    end
-    bins[bin] = (bins[bin] or 0) + values[j + 1]
-    prev = bin
+  add_entries(values, bins)
+end
+
+-- Day bins (a user's day in one template: some 100 entries, mostly next to each other,
+-- counts up to ~40 at a sample every 30 s) in the same 88 symbols: 0-7 an octal digit that
+-- ends a varint, 8-15 one that continues it (least significant first), 16-87 one whole
+-- entry of DAY_ENTRIES (gap to the previous bin, count).  The first entry is a varint of
+-- the zigzagged bin and one of the count, any other one symbol or a varint of the gap and
+-- one of the count.  ~100 characters for a working day, where base-32 varints of each gap
+-- and count take ~160 (and make the day aggregate the second largest family after cells).
+local DAY_ENTRIES = {}
+for _, run in ipairs({{1, 39}, {2, 6}, {3, 4}, {4, 3}}) do
+  for c = 1, run[2] do DAY_ENTRIES[#DAY_ENTRIES + 1] = {run[1], c} end
+end
+for g = 5, 24 do DAY_ENTRIES[#DAY_ENTRIES + 1] = {g, 1} end
+local day_entry_of = {}  -- gap * 64 + count (count < 64) -> symbol 16-87
+for i, e in ipairs(DAY_ENTRIES) do day_entry_of[e[1] * 64 + e[2]] = 15 + i end
+
+local SYM_OF = {}  -- byte -> symbol
+for i = 0, 87 do SYM_OF[byte(SYM[i])] = i end
+
+local function put_octal(buf, v)
+  while v >= 8 do
+    buf[#buf + 1] = SYM[8 + v % 8]
+    v = math.floor(v / 8)
   end
+  buf[#buf + 1] = SYM[v]
+end
+
+local function pack_day_bins(bins)
+  local buf, prev = {}, nil
+  for _, b in ipairs(sorted_bins(bins)) do
+    local count = bins[b]
+    local e
+    if prev ~= nil and count < 64 then e = day_entry_of[(b - prev) * 64 + count] end
+    if e then
+      buf[#buf + 1] = SYM[e]
+    else
+      if prev ~= nil then
+        put_octal(buf, b - prev)
+      elseif b >= 0 then
+        put_octal(buf, 2 * b)
+      else
+        put_octal(buf, -2 * b - 1)
+      end
+      put_octal(buf, count)
+    end
+    prev = b
+  end
+  return table.concat(buf)
+end
+
+local function unpack_day_bins(s, bins)
+  local values = {}
+  local v, mul = 0, 1
+  for i = 1, #s do
+    local x = SYM_OF[byte(s, i)]
+    if x < 8 then
+      values[#values + 1] = v + x * mul
+      v, mul = 0, 1
+    elseif x < 16 then
+      v = v + (x - 8) * mul
+      mul = mul * 8
+    else
+      local e = DAY_ENTRIES[x - 15]
+      values[#values + 1] = e[1]
+      values[#values + 1] = e[2]
+    end
+  end
+  add_entries(values, bins)
 end
 
 local function flush_bins()
@@ -624,6 +668,7 @@ for _, op in ipairs(ops) do
 end
 flush_bins()
 flush_cells()
+flush_usage()
 for gk in pairs(guarded) do redis.call('EXPIRE', gk, HORIZON) end
 if changed > 0 then redis.call('INCR', P .. 'ver') end
 -- Builds have a version of their own: readers re-list a day's builds only when it moves.

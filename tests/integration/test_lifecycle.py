@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
@@ -125,13 +125,21 @@ async def test_stores_follow_the_generation_pointer(redis_client: Redis) -> None
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    st.lists(st.tuples(st.integers(-120, 900), st.integers(1, 40)), min_size=1, max_size=60),
+    st.lists(
+        # Counts of 64 and more: past every one-symbol entry of both packings.
+        st.tuples(st.integers(-120, 900), st.one_of(st.integers(1, 40), st.integers(60, 70))),
+        min_size=1,
+        max_size=60,
+    ),
     st.integers(1, 4),
 )
+# 65 samples of one bin then a common entry: the count must not pass for another gap's.
+@example(samples=[(100, 1), (101, 65), (102, 1)], calls=1)
 async def test_script_packs_bins_the_way_the_codec_reads_them(
     redis_client: Redis, samples: list[tuple[int, int]], calls: int
 ) -> None:
-    """Cells' half-hour bins written by rollup.lua over several calls decode to the counts."""
+    """Bins written by rollup.lua over several calls, a cell's half-hour and the day's, decode
+    to the counts."""
     await redis_client.flushdb()
     store = RollupStore(redis_client)
     expected: dict[str, int] = {}
@@ -145,7 +153,15 @@ async def test_script_packs_bins_the_way_the_codec_reads_them(
         await store.apply(plan_batch(events[part::calls]))
     raw = codec.str_hash(await redis_client.hgetall(Keyspace().cell(DAY, T, U)))
     assert codec.cell(raw)[1] == {0: expected}
-    assert all(len(v) <= 64 for v in raw.values())  # the cell stays a listpack
+    if all(n <= 40 for _, n in samples):  # some 60 samples a half-hour at most, as agents send
+        assert all(len(v) <= 64 for v in raw.values())  # the cell stays a listpack
+    day = codec.str_hash(await redis_client.hgetall(Keyspace().day_agg(DAY, T, "l")))
+    assert day == {U: codec.pack_bins({int(b): n for b, n in expected.items()})}
+    assert codec.unpack_bins(day[U]) == expected
+    counts = codec.latency_counts(day)
+    assert counts.users == (U,) and dict(zip(counts.bins, counts.counts, strict=True)) == {
+        int(b): n for b, n in expected.items()
+    }
 
 
 async def test_the_newest_event_naming_a_template_decides_its_names(redis_client: Redis) -> None:

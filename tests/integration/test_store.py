@@ -70,6 +70,30 @@ async def test_minutes_across_templates_are_summed_then_capped(redis_client: Red
     assert await _seconds(store) == 30 * 60  # capped at the half-hour
 
 
+async def test_day_usage_keeps_mask_and_minutes_of_a_user_in_one_integer(
+    redis_client: Redis,
+) -> None:
+    store = RollupStore(redis_client)
+    last = 47 * 30  # bit 47 of the mask: beyond what a double adds to 10^4 minutes exactly
+    events = [_report(m, 1, t) for t in (T1, T2) for m in (*range(20), last, last + 1)]
+    assert await store.apply(plan_batch(events[::2])) > 0
+    assert await store.apply(plan_batch(events[1::2])) > 0
+
+    async def usage() -> list[dict[str, str]]:
+        return [
+            codec.str_hash(await redis_client.hgetall(KEYS.day_agg(DAY, scope, part)))
+            for scope, part in ((T1, "a"), (T2, "a"), (ALL, "m"))
+        ]
+
+    mask = 1 | 1 << 47
+    stored = await usage()
+    assert stored == [{U: codec.usage_value(mask, 22)}] * 2 + [{U: str(30 + 4)}]
+    assert codec.usage(stored[0]) == ({U: mask}, {U: 22})
+    assert await _seconds(store) == 34 * 60  # min(20 + 20, 30) + 4
+    assert await store.apply(plan_batch(events)) == 0
+    assert await usage() == stored
+
+
 async def test_duplicate_ids_and_replays_change_nothing(redis_client: Redis) -> None:
     store = RollupStore(redis_client)
     latency = LatencyEvent("same-id", DAY_US, U, T1, "w", "a", 10.0)
@@ -97,8 +121,9 @@ async def test_keys_written_by_the_scripts_are_the_ones_keys_py_names(redis_clie
         KEYS.data_days(),
         KEYS.day_version(DAY),
         KEYS.users_version(),
-        *(KEYS.day_agg(DAY, T1, part) for part in "amxl"),
-        *(KEYS.day_agg(DAY, ALL, part) for part in "amx"),  # latency has no all-scope copy
+        *(KEYS.day_agg(DAY, T1, part) for part in "axl"),
+        # Masks and latency have no all-scope copy (never capped: readers combine templates').
+        *(KEYS.day_agg(DAY, ALL, part) for part in "mx"),
     }
     actual = {k.decode() for k in await redis_client.keys("*")}
     assert actual == expected

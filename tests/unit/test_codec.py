@@ -75,6 +75,13 @@ def test_tool_minutes_split_kinds_apps_and_runs() -> None:
     assert x.runs == {"app1": {U: 6}}
 
 
+@given(st.integers(1, (1 << 48) - 1), st.integers(0, 48 * 30))
+def test_usage_values_round_trip_as_one_64_bit_integer(mask: int, minutes: int) -> None:
+    value = codec.usage_value(mask, minutes)
+    assert value.isdigit() and int(value) < 1 << 63  # the server's integer listpack entry
+    assert codec.usage({"u": value}) == ({"u": mask}, {"u": minutes})
+
+
 def _rows(counts: LatencyCounts) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for i, b, n in zip(counts.user, counts.bins, counts.counts, strict=True):
@@ -111,8 +118,11 @@ def test_packed_bins_round_trip(bins: dict[int, int]) -> None:
 
 
 def test_packed_bins_take_one_character_per_close_small_entry() -> None:
-    assert len(codec.pack_bins({b: 3 for b in range(200, 240)})) == 3 + 39
-    assert len(codec.pack_bins({200: 1, 205: 1, 206: 4})) == 3 + 2 + 2
+    # The first entry: bin 200 zigzagged (400, three octal digits) and its count.
+    assert len(codec.pack_bins({b: 39 for b in range(200, 240)})) == 3 + 2 + 39
+    assert len(codec.pack_bins({200: 1, 205: 1, 206: 4, 208: 6, 230: 1})) == 3 + 1 + 4
+    # Past the one-symbol entries: a varint of the gap and one of the count.
+    assert len(codec.pack_bins({200: 1, 201: 40, 226: 1, 229: 5})) == 4 + 3 + 3 + 2
 
 
 @given(
