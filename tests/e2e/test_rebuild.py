@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -230,6 +231,41 @@ def test_a_rebuild_that_dies_half_way_resumes_and_ends_identical(
     assert redis.get(keys.generation_pointer()) == str(live).encode()  # not switched
     assert _answers(stack) == before  # the live generation still serves
     assert _generation_keys(redis) == {live, live + 1}
+
+    done = _insights(stack, "rebuild", "--yes")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"resumed and switched to generation {live + 1}" in done.stderr
+    time.sleep(1.5)
+    assert _answers(stack) == before
+    assert _generation_keys(redis) == {live + 1}
+
+
+def test_a_rebuild_process_killed_with_sigkill_resumes_and_ends_identical(
+    stack: Stack, before: dict[str, str], redis: Redis
+) -> None:
+    """``insights rebuild`` as its own process, SIGKILLed once the new generation holds
+    rollups (no clean-up of any kind runs), then run again."""
+    live = int(redis.get(keys.generation_pointer()) or 0)
+    target = f"{keys.ROOT}:g{live + 1}:{{d*"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "insights", "rebuild", "--yes"],
+        env=_env(stack),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any(True for _ in redis.scan_iter(match=target, count=1000)):
+            assert proc.poll() is None, "the rebuild ended before it wrote anything"
+            assert time.monotonic() < deadline, "the rebuild wrote nothing within 60 s"
+            time.sleep(0.01)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert redis.get(keys.generation_pointer()) == str(live).encode(), "killed too late"
+    assert orjson.loads(redis.get(keys.rebuild_state()) or b"null")["generation"] == live + 1
+    assert _answers(stack) == before  # the live generation still serves
 
     done = _insights(stack, "rebuild", "--yes")
     assert done.returncode == 0, done.stderr[-3000:]
