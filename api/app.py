@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
-from redis.asyncio import Redis
 
 from aggregators.lru import MIB, Lru
 from aggregators.reader import WindowReader
@@ -30,7 +29,7 @@ from api.live import LiveHub, source_versions
 from api.readiness import BrokerProbe
 from api.request_id import request_id_middleware
 from insights.kafka_client import kafka_client_kwargs
-from insights.redis_client import create_redis
+from insights.redis_client import RedisClient, create_redis
 from insights.settings import Settings
 
 
@@ -38,7 +37,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def redis_client(settings: Settings) -> Redis:
+def redis_client(settings: Settings) -> RedisClient:
     """A pool whose every wait is bounded, so a dead store answers 503, never hangs (the
     credentials and TLS of ``INSIGHTS_REDIS_*`` apply, as to every client)."""
     return create_redis(
@@ -126,7 +125,7 @@ async def _close_broker_probe(app: web.Application) -> None:
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     client = redis_client(app[SETTINGS])
-    app[STORE] = store = RollupStore(client)
+    app[STORE] = store = RollupStore(client, day_buckets=app[SETTINGS].day_buckets)
     app[READER] = _reader(app[SETTINGS], store)
     yield
     await client.aclose()

@@ -2,7 +2,8 @@
 
 It reads what an operator would look at by hand: the broker (reachable, the input and
 dead-letter topics with their partition counts), the live consumer group's lag per
-partition, Redis (reachable, the live generation, a rebuild in progress) and the workers'
+partition, Redis (reachable; a cluster's state, masters, replicas and slots; the live
+generation, a rebuild in progress) and the workers'
 heartbeats.  Each check is bounded in time, and a failed one never hides the others.
 """
 
@@ -16,12 +17,13 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from redis.asyncio.cluster import RedisCluster
 
 from aggregators.model import TOPIC_KINDS
 from aggregators.store import RollupStore, keys
 from aggregators.timebase import NS_PER_MS
 from insights.kafka_client import kafka_client_kwargs
-from insights.redis_client import create_redis, redact_url
+from insights.redis_client import cluster_state, create_redis, redact_url
 from insights.settings import Settings
 
 Level = Literal["ok", "warn", "fail"]
@@ -112,6 +114,10 @@ async def _redis(settings: Settings, out: Findings) -> None:
     try:
         await redis.ping()
         out.append(Finding("ok", "redis", f"{redact_url(settings.redis_url)} answers"))
+        if isinstance(redis, RedisCluster):
+            cluster = await cluster_state(redis)
+            level: Level = "ok" if cluster.healthy else "fail"
+            out.append(Finding(level, "redis cluster", cluster.describe()))
         store = RollupStore(redis)
         generation = await store.generations.live()
         out.append(Finding("ok", "rollups", f"generation {generation} is live"))

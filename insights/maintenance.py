@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -19,7 +18,7 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
-from insights.redis_client import create_redis
+from insights.redis_client import RedisClient, create_redis
 from insights.settings import Settings
 from streams import rebuild as jobs
 
@@ -65,7 +64,7 @@ class _Display:
         )
 
 
-async def _with_redis(settings: Settings, job: Callable[[Redis], Awaitable[T]]) -> T:
+async def _with_redis(settings: Settings, job: Callable[[RedisClient], Awaitable[T]]) -> T:
     redis = create_redis(settings, socket_timeout=30.0)
     try:
         return await job(redis)

@@ -17,12 +17,13 @@ import structlog
 from aiohttp import web
 
 from aggregators.store import RollupStore
+from aggregators.store.generations import LayoutMismatch
 from aggregators.timebase import MS_PER_S, NS_PER_MS
 from api.app import create_app, create_metrics_app
 from api.server import ApiRunner
 from insights import devstack
 from insights.kafka_client import kafka_client_kwargs
-from insights.redis_client import create_redis, redact_url
+from insights.redis_client import RedisClient, create_redis, redact_url
 from insights.settings import Settings
 from streams.kafka_admin import cluster_id, create_topics
 
@@ -159,6 +160,16 @@ async def _is_embedded_broker(settings: Settings) -> bool:
     return found == devstack.EMBEDDED_CLUSTER_ID
 
 
+async def _claim_layout(settings: Settings, redis: RedisClient) -> None:
+    """Refuse to start a worker whose buckets per day differ from the live generation's:
+    its writes would land where readers do not look (only a rebuild changes the layout)."""
+    store = RollupStore(redis, day_buckets=settings.day_buckets)
+    try:
+        await store.generations.claim(strict=True)
+    except LayoutMismatch as exc:
+        raise SystemExit(f"insights worker: {exc}") from None
+
+
 async def run_stack(
     settings: Settings, stack: Stack, *, worker: bool, api: bool, demo_users: int, demo_days: int
 ) -> None:
@@ -181,6 +192,7 @@ async def run_stack(
                 security=kafka_client_kwargs(settings),
             )
             if worker:
+                await _claim_layout(settings, redis)
                 embedded = stack.embedded_broker or await _is_embedded_broker(settings)
                 insights_worker = InsightsWorker(settings, redis, embedded_broker=embedded)
                 await insights_worker.start()

@@ -13,6 +13,8 @@ KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
+DAY_BUCKETS_SINGLE = 1  # one server: one tag per day costs nothing and reads least
+DAY_BUCKETS_CLUSTER = 16  # a cluster: every shard takes part of a day even with 3-8 shards
 KAFKA_GROUP_TIMING = (6.0, 1.0)  # session, heartbeat (s): Kafka's floor for the session
 EMBEDDED_GROUP_TIMING = (3.0, 0.5)  # the embedded broker has no floor: failover in ~5 s
 
@@ -25,7 +27,18 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = Field("", description="host:port[,host:port]; empty = embedded broker")
     redis_url: str = Field(
-        "", description="redis[s]://[user:password@]host:port/db; empty = embedded server"
+        "",
+        description="redis[s]://[user:password@]host:port/db, or a cluster's seeds as"
+        " redis[s]+cluster://[user:password@]host:port,host:port; empty = embedded server",
+    )
+    # A day's rollups are split by user into this many hash tags ({d<day>:<bucket>}), so a
+    # cluster spreads even today's writes over its shards. Recorded per generation on its
+    # first write; a different value is refused at start and changes only by a rebuild.
+    redis_day_buckets: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="buckets per UTC day; unset: 1 on one Redis, 16 on a cluster",
     )
     # TLS of rediss:// URLs (insights.redis_client); the files are PEM.
     redis_tls_ca_file: str = Field("", description="CA bundle; empty = the system's CAs")
@@ -166,6 +179,17 @@ class Settings(BaseSettings):
         if heartbeat is None:
             heartbeat = default[1] if self.broker_session_timeout_s is None else session / 6
         return session, heartbeat
+
+    @property
+    def redis_cluster(self) -> bool:
+        return self.redis_url.split("://", 1)[0].lower() in ("redis+cluster", "rediss+cluster")
+
+    @property
+    def day_buckets(self) -> int:
+        """``redis_day_buckets``, or the default for the kind of Redis the URL names."""
+        if self.redis_day_buckets is not None:
+            return self.redis_day_buckets
+        return DAY_BUCKETS_CLUSTER if self.redis_cluster else DAY_BUCKETS_SINGLE
 
     def topic(self, kind: str) -> str:
         return self.topic_prefix + kind

@@ -33,10 +33,10 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from redis.asyncio import Redis
 
 from aggregators.model import TOPIC_KINDS
-from aggregators.store import RollupStore, keys
+from aggregators.store import RollupStore, codec, keys
+from aggregators.store.client import RedisClient
 from aggregators.timebase import NS_PER_MS, NS_PER_US, S_PER_DAY, US_PER_S
 from insights.kafka_client import kafka_client_kwargs
 from insights.settings import Settings
@@ -201,7 +201,7 @@ async def _caught_up_target(
 
 
 async def rebuild(
-    settings: Settings, redis: Redis, report: ProgressCallback = lambda _: None
+    settings: Settings, redis: RedisClient, report: ProgressCallback = lambda _: None
 ) -> RebuildResult:
     probe = RollupStore(redis)
     live = await probe.generations.live()
@@ -217,7 +217,15 @@ async def rebuild(
         state = {"generation": generation, "previous": previous, "group": group}
         await redis.set(keys.rebuild_state(), orjson.dumps(state))
     log.info("rebuild", generation=generation, live=live, resumed=resumed)
-    store = RollupStore(redis, dedupe_horizon_s=_horizon_s(settings), generation=generation)
+    store = RollupStore(
+        redis,
+        dedupe_horizon_s=_horizon_s(settings),
+        generation=generation,
+        day_buckets=settings.day_buckets,
+    )
+    # The new generation's layout (buckets per day) is the setting's; a resumed rebuild
+    # with another setting is refused rather than mixing two layouts in one generation.
+    await store.generations.claim(strict=True)
     reader = _Reader(settings, store, str(state["group"]))
     await reader.start()
     try:
@@ -275,9 +283,10 @@ async def _wait_for_workers(store: RollupStore, generation: int) -> None:
         await asyncio.sleep(0.5)
 
 
-async def delete_generations(redis: Redis, keep: int) -> int:
+async def delete_generations(redis: RedisClient, keep: int) -> int:
     """Unlink every key of every generation but ``keep``, and every key of older store
-    formats (a rebuild is how an upgrade migrates); returns how many went."""
+    formats (a rebuild is how an upgrade migrates); returns how many went. SCAN covers
+    every primary of a cluster (redis-py's cluster client scans each in turn)."""
     mine = f"{keys.ROOT}:g{keep}:"
     deleted = 0
     chunk: list[Any] = []
@@ -293,6 +302,9 @@ async def delete_generations(redis: Redis, keep: int) -> int:
                 chunk.clear()
     if chunk:
         deleted += await redis.unlink(*chunk)
+    layouts = [f for f in await redis.hkeys(keys.layouts()) if codec.text(f) != str(keep)]
+    if layouts:
+        await redis.hdel(keys.layouts(), *layouts)
     return deleted
 
 
@@ -304,11 +316,13 @@ class ReplayResult:
 
 
 async def replay(
-    settings: Settings, redis: Redis, from_ms: int, report: ProgressCallback = lambda _: None
+    settings: Settings, redis: RedisClient, from_ms: int, report: ProgressCallback = lambda _: None
 ) -> ReplayResult:
     """Re-apply every event stored at or after ``from_ms`` (broker timestamps), up to the
     end of the log when the replay started, into the live generation."""
-    store = RollupStore(redis, dedupe_horizon_s=_horizon_s(settings))
+    store = RollupStore(
+        redis, dedupe_horizon_s=_horizon_s(settings), day_buckets=settings.day_buckets
+    )
     reader = _Reader(settings, store, None)
     await reader.start()
     try:

@@ -28,10 +28,10 @@ from typing import Any
 
 import faust
 import structlog
-from redis.asyncio import Redis
 
 from aggregators.model import TOPIC_KINDS
 from aggregators.store import RollupStore, WorkerBeat
+from aggregators.store.client import RedisClient
 from aggregators.timebase import NS_PER_MS, NS_PER_US, S_PER_DAY, US_PER_DAY, US_PER_S
 from insights import metrics
 from insights.kafka_client import kafka_ssl_context, uses_tls
@@ -90,7 +90,7 @@ class InsightsWorker:
     def __init__(
         self,
         settings: Settings,
-        redis: Redis,
+        redis: RedisClient,
         *,
         embedded_broker: bool = False,
         clock_us: Callable[[], int] = _now_us,
@@ -98,7 +98,9 @@ class InsightsWorker:
         self.settings = settings
         self.redis = redis
         self.store = RollupStore(
-            redis, dedupe_horizon_s=round(settings.dedupe_horizon_days * S_PER_DAY)
+            redis,
+            dedupe_horizon_s=round(settings.dedupe_horizon_days * S_PER_DAY),
+            day_buckets=settings.day_buckets,
         )
         self.clock_us = clock_us
         session_s, heartbeat_s = settings.group_timing(embedded_broker)

@@ -26,7 +26,7 @@ or ``bytes`` (the worker's): ``text`` and ``str_hash`` accept both.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
@@ -471,6 +471,59 @@ def members(raw: Iterable[Any]) -> list[str]:
 
 def versions(raw: Mapping[int, Any]) -> dict[int, str | None]:
     return {day: None if v is None else text(v) for day, v in raw.items()}
+
+
+def bucket_version(raw: Sequence[Any]) -> str | None:
+    """A day's version from its buckets' counters: their sum (each only grows, so the sum
+    moves whenever one does); None when no bucket has one."""
+    if len(raw) == 1:
+        return None if raw[0] is None else text(raw[0])
+    given = [int(text(v)) for v in raw if v is not None]
+    return str(sum(given)) if given else None
+
+
+def split_templates(raw: Any) -> list[str]:
+    """A ``ut`` value: the user's templates of the day."""
+    return text(raw).split(SEP)
+
+
+def merge_users(hashes: Sequence[Hash]) -> Hash:
+    """Per-user hashes of a day's buckets as one: a user lives in one bucket only."""
+    if len(hashes) == 1:
+        return hashes[0]
+    out: Hash = {}
+    for h in hashes:
+        out.update(h)
+    return out
+
+
+def merge_tools(hashes: Sequence[Hash]) -> Hash:
+    """``x`` aggregates of a day's buckets as one: minute totals (``k|``, ``p|``) add up,
+    masks (app runs ``r|``, the span ``h``) are OR-ed."""
+    if len(hashes) == 1:
+        return hashes[0]
+    out: dict[str, int] = {}
+    for h in hashes:
+        for fld, raw in h.items():
+            value = int(raw)
+            if fld[0] == "r" or fld == SPAN_FIELD:
+                out[fld] = out.get(fld, 0) | value
+            else:
+                out[fld] = out.get(fld, 0) + value
+    return {fld: str(v) for fld, v in out.items()}
+
+
+def merge_spans(raw: Sequence[Any]) -> Any:
+    """The span field of a day's buckets: OR-ed, None when no bucket has one."""
+    if len(raw) == 1:
+        return raw[0]
+    given = [int(text(v)) for v in raw if v is not None]
+    if not given:
+        return None
+    out = 0
+    for v in given:
+        out |= v
+    return out
 
 
 def meta_op(update: MetaUpdate) -> list[object]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from redis.asyncio import Redis
 
 from aggregators.store import codec, keys
+from aggregators.store.client import RedisClient
 from aggregators.store.generations import Generations
 
 
@@ -27,7 +27,7 @@ class WorkerBeat:
 
 
 class Heartbeats:
-    def __init__(self, redis: Redis, generations: Generations) -> None:
+    def __init__(self, redis: RedisClient, generations: Generations) -> None:
         self.redis = redis
         self.generations = generations
 

@@ -3,6 +3,10 @@
 Every method pipelines its commands, so it costs one round trip, or two when
 the second depends on the first (a day's template or cell set, then its
 hashes).  Replies are decoded into the core's records by ``codec``.
+
+A day of a generation with several buckets (``keys``) is read from each: the
+buckets' hashes are merged into one before decoding (users are disjoint across
+buckets; totals add up, masks OR), so the records are those of one bucket.
 """
 
 from __future__ import annotations
@@ -11,8 +15,6 @@ import base64
 import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
-
-from redis.asyncio import Redis
 
 from aggregators.frames import DayFrame, UserIndex
 from aggregators.parameters import BuildField, StoredBuild
@@ -27,10 +29,12 @@ from aggregators.records import (
 from aggregators.reports import Profile
 from aggregators.source import DayData, DayRead, Snapshot, Version
 from aggregators.store import codec, frame_codec
+from aggregators.store.client import Pipeline, RedisClient
 from aggregators.store.generations import Generations
 from aggregators.store.keys import ALL, Keyspace
 
 Reader = Callable[[Iterator[Any]], DayData]
+Merge = Callable[[Sequence[codec.Hash]], codec.Hash]
 Stamp = tuple[object, ...]
 # Shared frames are a cache: a day nobody asked for in two days is folded again when asked.
 FRAME_TTL_S = 2 * 86_400
@@ -44,7 +48,7 @@ class RedisSource:
     """Reads follow the live generation, checked when a snapshot is taken; versions carry
     the generation, so nothing cached from one is taken for the other."""
 
-    def __init__(self, redis: Redis, generations: Generations) -> None:
+    def __init__(self, redis: RedisClient, generations: Generations) -> None:
         self.redis = redis
         self.generations = generations
 
@@ -64,16 +68,17 @@ class RedisSource:
         pipe = self.redis.pipeline(transaction=False)
         pipe.get(keys.catalogue_version())
         pipe.get(keys.users_version())
+        n = keys.buckets
         for day in days:
-            pipe.get(keys.day_version(day))
-        cat_version, users_version, *day_versions = await pipe.execute()
+            for bucket in range(n):
+                pipe.get(keys.day_version(day, bucket))
+        cat_version, users_version, *raw_versions = await pipe.execute()
         versions = self._versions({-2: cat_version, -1: users_version})
-        return Snapshot(
-            days,
-            self._versions(dict(zip(days, day_versions, strict=True))),
-            versions[-2],
-            versions[-1],
-        )
+        day_versions = {
+            day: codec.bucket_version(raw_versions[i * n : (i + 1) * n])
+            for i, day in enumerate(days)
+        }
+        return Snapshot(days, self._versions(day_versions), versions[-2], versions[-1])
 
     async def read_days(self, reads: Sequence[DayRead]) -> list[DayData]:
         if not reads:
@@ -89,15 +94,27 @@ class RedisSource:
 
     async def _day_indexes(self, reads: Sequence[DayRead]) -> list[list[str]]:
         """Templates of each whole day, ``template|user`` cell members of the others."""
+        keys = self.keys
         pipe = self.redis.pipeline(transaction=False)
+        asked: list[list[int]] = []
         for read in reads:
-            if read.whole:
-                pipe.smembers(self.keys.day_templates(read.day))
-            else:
-                pipe.hgetall(self.keys.day_user_templates(read.day))
+            buckets = list(range(keys.buckets))
+            if read.users is not None and not read.whole and keys.buckets > 1:
+                buckets = sorted({keys.bucket(u) for u in read.users})
+            asked.append(buckets)
+            for b in buckets:
+                if read.whole:
+                    pipe.smembers(keys.day_templates(read.day, b))
+                else:
+                    pipe.hgetall(keys.day_user_templates(read.day, b))
+        results = iter(await pipe.execute())
         out: list[list[str]] = []
-        for read, raw in zip(reads, await pipe.execute(), strict=True):
-            names = codec.members(raw) if read.whole else codec.cell_members(raw)
+        for read, buckets in zip(reads, asked, strict=True):
+            got = [next(results) for _ in buckets]
+            if read.whole:
+                names = codec.members({m for raw in got for m in raw})
+            else:
+                names = codec.cell_members(codec.merge_users([codec.str_hash(r) for r in got]))
             if read.templates is not None:
                 wanted = set(read.templates)
                 names = [n for n in names if codec.split_pair(n)[0] in wanted]
@@ -166,17 +183,32 @@ class RedisSource:
         return out
 
 
+def _queue_hash(pipe: Pipeline, keys: Keyspace, day: int, scope: str, part: str) -> None:
+    """HGETALL of one day aggregate in every bucket."""
+    for b in range(keys.buckets):
+        pipe.hgetall(keys.day_agg(day, scope, part, b))
+
+
+def _take_hash(results: Iterator[Any], keys: Keyspace, merge: Merge) -> codec.Hash:
+    return merge([codec.str_hash(next(results)) for _ in range(keys.buckets)])
+
+
+def _merge_for(part: str) -> Merge:
+    return codec.merge_tools if part == "x" else codec.merge_users
+
+
 def _queue_day(keys: Keyspace, pipe: Any, read: DayRead, members: list[str]) -> Reader:
     if not read.whole:
         return _queue_cells(keys, pipe, read.day, members, read.parts)
-    pipe.hget(keys.day_agg(read.day, ALL, "x"), codec.SPAN_FIELD)
+    for b in range(keys.buckets):
+        pipe.hget(keys.day_agg(read.day, ALL, "x", b), codec.SPAN_FIELD)
     if read.templates is None:
         readers = [_queue_all_scope(keys, pipe, read.day, members, read.parts)]
     else:
         readers = [_queue_template_scope(keys, pipe, read.day, t, read.parts) for t in members]
 
     def read_whole(results: Iterator[Any]) -> DayData:
-        span = codec.span(next(results))
+        span = codec.span(codec.merge_spans([next(results) for _ in range(keys.buckets)]))
         aggs = [read_one(results) for read_one in readers]
         for agg in aggs:
             agg.span = span
@@ -193,16 +225,16 @@ def _queue_all_scope(
     the templates' bins are summed and their masks OR-ed (by the fold, for active ones)."""
     scope_parts = [p for p in ("x", "m") if p in parts]
     for part in scope_parts:
-        pipe.hgetall(keys.day_agg(day, ALL, part))
+        _queue_hash(pipe, keys, day, ALL, part)
     for t in templates:
-        pipe.hgetall(keys.day_agg(day, t, "a"))
+        _queue_hash(pipe, keys, day, t, "a")
         if "x" in parts:
-            pipe.hgetall(keys.day_agg(day, t, "x"))
+            _queue_hash(pipe, keys, day, t, "x")
         if "l" in parts:
-            pipe.hgetall(keys.day_agg(day, t, "l"))
+            _queue_hash(pipe, keys, day, t, "l")
 
     def read(results: Iterator[Any]) -> DayAggregates:
-        scoped = {part: codec.str_hash(next(results)) for part in scope_parts}
+        scoped = {part: _take_hash(results, keys, _merge_for(part)) for part in scope_parts}
         parts_of_day: list[LatencyCounts] = []
         agg = DayAggregates(
             day,
@@ -214,13 +246,13 @@ def _queue_all_scope(
             {},
         )
         for t in templates:
-            agg.active[t] = codec.usage(codec.str_hash(next(results)))[0]
+            agg.active[t] = codec.usage(_take_hash(results, keys, codec.merge_users))[0]
             if "x" in parts:
-                tools = codec.tool_minutes(codec.str_hash(next(results)))
+                tools = codec.tool_minutes(_take_hash(results, keys, codec.merge_tools))
                 agg.template_tools[t] = tools
                 _or_runs(agg.tools.runs, tools.runs)
             if "l" in parts:
-                latency = codec.latency_counts(codec.str_hash(next(results)))
+                latency = codec.latency_counts(_take_hash(results, keys, codec.merge_users))
                 agg.latency_users[t] = list(latency.users)
                 parts_of_day.append(latency)
         agg.latency = LatencyCounts.concat(parts_of_day)
@@ -242,10 +274,10 @@ def _queue_template_scope(
     # Part "a" holds the template's usage minutes too: "m" costs no command of its own.
     wanted = ["a", *(p for p in ("x", "l") if p in parts)]
     for part in wanted:
-        pipe.hgetall(keys.day_agg(day, template, part))
+        _queue_hash(pipe, keys, day, template, part)
 
     def read(results: Iterator[Any]) -> DayAggregates:
-        got = {part: codec.str_hash(next(results)) for part in wanted}
+        got = {part: _take_hash(results, keys, _merge_for(part)) for part in wanted}
         tools = codec.tool_minutes(got.get("x", {}))
         latency = codec.latency_counts(got.get("l", {}))
         active, minutes = codec.usage(got["a"])

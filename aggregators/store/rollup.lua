@@ -1,8 +1,17 @@
--- Apply one batch of pre-aggregated operations to the rollups of ONE UTC day.
+-- Apply one batch of pre-aggregated operations to the rollups of ONE bucket of
+-- ONE UTC day (the users whose id hashes to it; builds go with bucket 0).
 --
--- KEYS[1]  the day's template set (routing key; every key touched carries the
---          same {d<day>} hash tag, so the whole call stays in one cluster slot)
--- ARGV[1]  the day's key prefix (aggregators/keys.py: day_prefix)
+-- KEYS     every key the call may touch (aggregators/store/keys.py: rollup_keys),
+--          the bucket's template set first (the routing key; all carry the
+--          bucket's hash tag, so the whole call stays in one cluster slot): the
+--          bucket's sets, version and all-scope aggregates, each operation's
+--          template aggregates, the cells of each operation's user in every
+--          template of the day the caller knows of, each latency sample's guard
+--          set and, with builds, the builds, their definitions and version.  A
+--          user's cells in templates the caller was not told of are read for the
+--          caps: a call that meets one changes nothing and returns
+--          {'missing', user, template, ...}, and the caller calls again with them.
+-- ARGV[1]  the bucket's key prefix (aggregators/store/keys.py: day_prefix)
 -- ARGV[3]  dedupe horizon in seconds: a latency guard hash expires this long
 --          after its last write
 -- ARGV[2]  JSON array of operations:
@@ -652,6 +661,26 @@ local function apply_build(op)
   builds_changed = true
   return 1
 end
+
+-- Every key touched must be declared (Redis's rule for scripts): check the one kind the
+-- caller cannot know for sure, before anything is written.
+local declared = {}
+for _, k in ipairs(KEYS) do declared[k] = true end
+local missing, named = {'missing'}, {}
+for _, op in ipairs(ops) do
+  if op[1] ~= 'b' then
+    local u = op[3]
+    for _, x in ipairs(templates_of(u)) do
+      local ck = P .. 'c:' .. x .. ':' .. u
+      if not declared[ck] and not named[ck] then
+        named[ck] = true
+        missing[#missing + 1] = u
+        missing[#missing + 1] = x
+      end
+    end
+  end
+end
+if #missing > 1 then return missing end
 
 local changed = 0
 for _, op in ipairs(ops) do

@@ -111,10 +111,13 @@ def _wait_met(cluster: ManagedCluster, deadline: float) -> None:
 
 def _replicas_listed(cluster: ManagedCluster) -> bool:
     """Clients learn replicas from ``CLUSTER SLOTS``, which lists one once it has synced:
-    every replica must be there (a failover test needs them)."""
-    with _client(cluster.masters[0]) as r:
-        slots = r.execute_command("CLUSTER", "SLOTS")
-    return sum(len(entry) - 3 for entry in slots) >= len(cluster.replicas)
+    every node must list every replica (a client may ask any of them first)."""
+    for node in cluster.nodes:
+        with _client(node) as r:
+            slots = r.execute_command("CLUSTER", "SLOTS")
+        if sum(len(entry) - 3 for entry in slots) < len(cluster.replicas):
+            return False
+    return True
 
 
 def _wait_ok(cluster: ManagedCluster, deadline: float) -> None:

@@ -44,10 +44,10 @@ from rich.progress import (
 )
 
 from aggregators.model import TopicKind
+from aggregators.store import keys
 from insights.kafka_client import kafka_client_kwargs
 from insights.redis_client import create_redis
 from insights.settings import Settings
-from streams.coder_import import keys
 from streams.coder_import.mapping import Mapped
 from streams.coder_import.positions import Position, PositionStore
 from streams.coder_import.readers import (
@@ -104,7 +104,7 @@ class ImportResult:
 def source_of(postgres_url: str) -> str:
     """The positions' name of a Coder database: host, port and database, no credentials."""
     info = conninfo_to_dict(postgres_url)
-    return keys.source_id(
+    return keys.coder_import_source_id(
         str(info.get("host") or info.get("hostaddr") or "localhost"),
         str(info.get("port") or "5432"),
         str(info.get("dbname") or info.get("user") or ""),

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import orjson
-from redis.asyncio import Redis
 
-from streams.coder_import import keys
+from aggregators.store import keys
+from aggregators.store.client import RedisClient
 
 
 class Position(NamedTuple):
@@ -23,9 +23,9 @@ class Position(NamedTuple):
 
 
 class PositionStore:
-    def __init__(self, redis: Redis, source: str, topic_prefix: str) -> None:
+    def __init__(self, redis: RedisClient, source: str, topic_prefix: str) -> None:
         self._redis = redis
-        self.key = keys.positions(source, topic_prefix)
+        self.key = keys.coder_import_positions(source, topic_prefix)
 
     async def load(self) -> dict[str, Position]:
         raw: dict[Any, Any] = await self._redis.hgetall(self.key)

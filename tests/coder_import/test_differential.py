@@ -22,9 +22,9 @@ import pytest
 from psycopg.rows import dict_row
 from redis import Redis
 
+from aggregators.store import keys
 from aggregators.timebase import US_PER_DAY
 from streams import demo
-from streams.coder_import import keys
 from streams.coder_import.importer import source_of
 from streams.simulation import APPS, Simulation
 from streams.workloads import epoch_us
@@ -157,7 +157,7 @@ def _raw(stack: Stack) -> list[str]:
 def _kill_half_way(stack: Stack, url: str) -> None:
     """Start an import, SIGKILL it once it has saved a position in the agent stats (and
     before it finished them)."""
-    key = keys.positions(source_of(url), stack.prefix)
+    key = keys.coder_import_positions(source_of(url), stack.prefix)
     redis = Redis.from_url(stack.redis_url)
     proc = subprocess.Popen(
         importer_argv(url, "--chunk-rows", "400"),

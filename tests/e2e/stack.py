@@ -116,11 +116,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
+def with_db(redis_base_url: str, db: int) -> str:
+    """The URL of database ``db``; a cluster's URL as it is (a cluster has database 0 only,
+    so its tests take turns on a flushed cluster)."""
+    if "+cluster://" in redis_base_url:
+        return redis_base_url
+    return redis_base_url.rsplit("/", 1)[0] + f"/{db}"
+
+
 @contextmanager
 def running_stack(bootstrap: str, redis_base_url: str, db: int) -> Iterator[Stack]:
     name = uuid.uuid4().hex[:8]
     prefix = f"e2e{name}."
-    redis_url = redis_base_url.rsplit("/", 1)[0] + f"/{db}"
+    redis_url = with_db(redis_base_url, db)
     port = devstack.free_port()
     env = {
         **os.environ,
@@ -232,7 +240,7 @@ def deployment(
     the fault suite's tuning) none of the caller's ``INSIGHTS_*`` is inherited."""
     name = uuid.uuid4().hex[:8]
     prefix = f"e2e{name}."
-    redis_url = redis_base_url.rsplit("/", 1)[0] + f"/{db}"
+    redis_url = with_db(redis_base_url, db)
     port = devstack.free_port()
     dropped = "INSIGHTS_BROKER_" if settings is None else "INSIGHTS_"
     env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}

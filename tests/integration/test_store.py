@@ -14,8 +14,8 @@ from aggregators.queries import Window, user_activity_report
 from aggregators.reader import WindowReader
 from aggregators.records import HalfHourCell
 from aggregators.store import RollupStore, codec
-from aggregators.store.keys import ALL, Keyspace
-from aggregators.store.writer import _ROLLUP_LUA
+from aggregators.store.keys import ALL, Keyspace, layouts
+from aggregators.store.writer import ROLLUP
 
 KEYS = Keyspace()  # generation 0, the live one of a fresh store
 
@@ -119,6 +119,7 @@ async def test_keys_written_by_the_scripts_are_the_ones_keys_py_names(redis_clie
         KEYS.latency_guards(DAY, T1, U, 0),
         KEYS.users(),
         KEYS.data_days(),
+        layouts(),  # the generation's buckets per day, recorded by its first write
         KEYS.day_version(DAY),
         KEYS.users_version(),
         *(KEYS.day_agg(DAY, T1, part) for part in "axl"),
@@ -208,14 +209,16 @@ async def test_a_restarted_reader_takes_shared_frames_from_redis(redis_client: R
 async def test_cells_keep_a_half_hour_in_one_short_field(redis_client: Redis) -> None:
     """rollup.lua's cell text: masks and bins of a half-hour in field ``<hh>``, the bins in
     ``<hh>l`` only while both would not fit a listpack value, apps in ``<hh>|<key>``."""
-    script = redis_client.register_script(_ROLLUP_LUA)
+    await ROLLUP.load(redis_client)
     prefix, cell = KEYS.day_prefix(DAY), KEYS.cell(DAY, T1, U)
     full = codec.FULL_MASK
     seq = iter(range(10**6))
 
     async def apply(*ops: list[object]) -> int:
         args = [prefix, orjson.dumps(list(ops)), "60"]
-        return int(await script(keys=[KEYS.day_templates(DAY)], args=args))
+        guards = [(str(op[1]), str(op[2]), int(op[3])) for op in ops if op[0] == "l"]  # type: ignore[call-overload]
+        keys = KEYS.rollup_keys(DAY, 0, [T1], [(T1, U)], guards, builds=False)
+        return int(await redis_client.evalsha(ROLLUP.sha, len(keys), *keys, *args))
 
     def samples(bins: range) -> list[list[object]]:
         return [["l", T1, U, 3, str(next(seq)), b] for b in bins]

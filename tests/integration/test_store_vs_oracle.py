@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from redis.asyncio import Redis
 
 from aggregators.model import AppUsageEvent, Event, LatencyEvent, SessionEvent
 from aggregators.ops import plan_batch
 from aggregators.queries import Window, templates_report, user_activity_report, user_latency_report
 from aggregators.reader import WindowReader
 from aggregators.store import RollupStore
+from insights.redis_client import create_redis
+from insights.settings import Settings
 from tests.oracle import NS_HH, Oracle
 
 pytestmark = pytest.mark.integration
@@ -185,11 +186,12 @@ async def _read_while(reader: WindowReader, writing: asyncio.Event) -> None:
             await user_latency_report(reader, w, PERCENTILES)
 
 
-async def _run(redis_url: str, events: list[Event], split: int) -> None:
-    redis = Redis.from_url(redis_url)
+async def _run(redis_url: str, events: list[Event], split: int, buckets: int = 1) -> None:
+    """``redis_url`` may name a cluster (``redis+cluster://``); ``buckets`` split each day."""
+    redis = create_redis(Settings(redis_url=redis_url))
     try:
         await redis.flushall()
-        store = RollupStore(redis)
+        store = RollupStore(redis, day_buckets=buckets)
         reader = WindowReader(store.source, max_staleness_s=STALENESS_S)
         writing = asyncio.Event()
         writing.set()
@@ -244,3 +246,16 @@ def test_readers_during_many_small_writes_end_exact(
 ) -> None:
     """Many small batches, so the concurrent readers cache frames of every stage."""
     asyncio.run(_run(redis_url, _events(raw), split))
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(raw=st.lists(event_st, min_size=1, max_size=60), split=st.integers(1, 25))
+def test_store_with_day_buckets_matches_oracle(
+    redis_url: str, raw: list[tuple[Any, ...]], split: int
+) -> None:
+    """Days split in 4 buckets (the 4 users in buckets 2, 0, 2, 1): the merged reads are exact."""
+    asyncio.run(_run(redis_url, _events(raw), split, buckets=4))
