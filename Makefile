@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test lint typecheck unit integration e2e faults bench bench-coder bench-live bench-memory schemas clean redis-server chromium test-deep soak
+.PHONY: install up test lint typecheck unit integration e2e faults cluster bench bench-coder bench-live bench-memory schemas clean redis-server chromium test-deep soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,12 @@ e2e: $(STAMP) chromium
 # starting, hostile events; the runs with events end with every endpoint against the oracle.
 faults: $(STAMP)
 	$(BIN)/pytest -q -m faults
+
+# The Redis Cluster tier alone (tests/cluster, part of `make test`): three embedded masters with
+# a replica each on 127.0.0.1; the golden fixture and the oracle through worker and API, the
+# spread of a day over the masters, and a master SIGKILLed during ingest.
+cluster: $(STAMP)
+	$(BIN)/pytest -q -m cluster
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_decoding.py

@@ -293,7 +293,7 @@ async def settle(redis: Redis, timeout_s: float) -> None:
         await asyncio.sleep(0.1)
 
 
-_DAY_TAG = re.compile(r"\{d\d+\}")
+_DAY_TAG = re.compile(r"\{d\d+(?::\d+)?\}")  # {d<day>}, or {d<day>:<bucket>} with buckets
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HEX = re.compile(r"(?<![0-9a-z])[0-9a-f]{12,}(?![0-9a-z])")
 _TEMPLATE_IDS = frozenset(t.template_id for t in TEMPLATES)
@@ -498,7 +498,7 @@ async def measure_point(
     empty = int((await redis.info("memory"))["used_memory_dataset"])
     short = horizon_s <= SHORT_HORIZON_S
     label = f"{len(users):,} users x {days} d ({'after' if short else 'before'} horizon)"
-    store = RollupStore(redis, dedupe_horizon_s=horizon_s)
+    store = RollupStore(redis, dedupe_horizon_s=horizon_s, day_buckets=args.buckets)
     stats = await load(store, users, days, args.seed, label, console)
     if short:
         left, waited = await wait_guards_gone(redis, args.expiry_timeout_s)
@@ -938,6 +938,9 @@ def int_list(text: str) -> tuple[int, ...]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of ~1 min")
+    parser.add_argument(
+        "--buckets", type=int, default=1, help="buckets per day (INSIGHTS_REDIS_DAY_BUCKETS)"
+    )
     parser.add_argument("--users", type=int_list, help=f"users axis (default {USERS_AXIS})")
     parser.add_argument("--days", type=int_list, help=f"days axis (default {DAYS_AXIS})")
     parser.add_argument("--axis-days", type=int, default=AXIS_DAYS, help="history of users axis")

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, RequestTimedOutError
-from redis.exceptions import BusyLoadingError, ResponseError
+from redis.exceptions import BusyLoadingError, ClusterDownError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -54,6 +54,8 @@ def test_bad_bootstrap_servers_are_refused(bootstrap: str) -> None:
         (TimeoutError(), TIMEOUT),
         (BusyLoadingError("Redis is loading the dataset in memory"), "error"),
         (ResponseError("NOAUTH Authentication required."), "error"),
+        # A cluster whose state is not ok (RollupStore.ping) answered, with an error.
+        (ClusterDownError("cluster_state is not ok"), "error"),
     ],
 )
 def test_store_states_are_words(exc: BaseException, state: str) -> None:
