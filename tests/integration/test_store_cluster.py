@@ -151,6 +151,18 @@ async def test_a_different_bucket_count_is_refused(client: RedisCluster) -> None
     await RollupStore(client, day_buckets=16).generations.claim(strict=True)
 
 
+async def test_a_worker_with_another_bucket_count_refuses_to_start(
+    cluster: ManagedCluster, client: RedisCluster
+) -> None:
+    from insights.runtime import _claim_layout
+
+    await RollupStore(client, day_buckets=16).apply(plan_batch(_sessions(5)))
+    with pytest.raises(SystemExit, match=r"insights worker: INSIGHTS_REDIS_DAY_BUCKETS=4,"):
+        await _claim_layout(Settings(redis_url=cluster.address, redis_day_buckets=4), client)
+    # The cluster's default (16) is what the data was written with: it starts.
+    await _claim_layout(Settings(redis_url=cluster.address), client)
+
+
 async def test_ping_and_check_report_the_cluster(cluster: ManagedCluster) -> None:
     settings_ = Settings(redis_url=cluster.address)
     out: Findings = []

@@ -242,3 +242,69 @@ def test_panels_do_not_overlap(dashboard: Any) -> None:
         }
         assert not area & cells, panel["title"]
         cells |= area
+
+
+# --- the Redis Cluster variant (an override of docker-compose.yml) -----------------------
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """Compose's merge tags (``!override``, ``!reset``) read as the plain node."""
+
+
+def _plain(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+for _tag in ("!override", "!reset"):
+    _ComposeLoader.add_constructor(_tag, _plain)
+
+
+@pytest.fixture(scope="module")
+def cluster_compose() -> Any:
+    text = (COMPOSE / "docker-compose.cluster.yml").read_text()
+    return yaml.load(text, Loader=_ComposeLoader)
+
+
+def test_the_cluster_variant_runs_three_cluster_nodes_and_joins_them(cluster_compose: Any) -> None:
+    services = cluster_compose["services"]
+    nodes = [f"redis-{i}" for i in (1, 2, 3)]
+    for name in nodes:
+        args = " ".join(services[name]["command"])
+        assert "--cluster-enabled yes" in args and "--appendonly yes" in args, name
+        assert services[name]["image"] == "redis:7-alpine"
+    init = services["redis-cluster-init"]
+    assert init["restart"] == "no"
+    assert set(init["depends_on"]) == set(nodes)
+    script = init["command"][0]
+    assert "--cluster create" in script and "cluster_state:ok" in script
+    # The base file's single Redis is left out (only an explicit profile starts it).
+    assert services["redis"]["profiles"] == ["single-redis"]
+
+
+def test_the_cluster_variant_points_worker_and_api_at_the_cluster(
+    compose: Any, cluster_compose: Any
+) -> None:
+    from insights.redis_client import parse_cluster_url
+
+    services = cluster_compose["services"]
+    fields = {f"INSIGHTS_{name.upper()}" for name in Settings.model_fields}
+    for name in ("worker", "api"):
+        env = services[name]["environment"]
+        assert set(env) <= fields, name
+        seeds = parse_cluster_url(env["INSIGHTS_REDIS_URL"]).nodes
+        assert seeds == (("redis-1", 6379), ("redis-2", 6379), ("redis-3", 6379))
+        assert "redis" not in services[name]["depends_on"]
+        assert services[name]["depends_on"]["redis-cluster-init"] == {
+            "condition": "service_completed_successfully"
+        }
+        assert name in compose["services"]  # an override of services the base file has
+    worker = services["worker"]
+    assert DEFAULT.match(worker["environment"]["INSIGHTS_TOPIC_PARTITIONS"]).group(2) == "12"  # type: ignore[union-attr]
+    assert DEFAULT.match(worker["deploy"]["replicas"]).group(2) == "2"  # type: ignore[union-attr]
+    partitions = cluster_compose["services"]["kafka-init"]["environment"]["PARTITIONS"]
+    assert DEFAULT.match(partitions).group(2) == "12"  # type: ignore[union-attr]
+    assert set(cluster_compose["volumes"]) == {"redis-1-data", "redis-2-data", "redis-3-data"}
