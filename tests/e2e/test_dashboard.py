@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -309,8 +310,21 @@ def test_numbers_filters_and_themes(browser: Browser, site: str, seeded: Stack) 
         expect(page.locator(".panel-error:not(:empty)")).to_have_count(0)
         _assert_requests_in_zone(requests)
         assert console.problems == []
+        # What the page looked like, for the CI log; docs/dashboard.png is the simulator's
+        # month (bench/screenshot_dashboard.py), not this test's three users.
+        shot = _artifacts() / "dashboard-test.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"\ndashboard screenshot: {shot}")
     finally:
         context.close()
+
+
+def _artifacts() -> Path:
+    """``INSIGHTS_TEST_ARTIFACTS`` (CI can keep it), else a directory under the temp dir."""
+    base = Path(os.environ.get("INSIGHTS_TEST_ARTIFACTS") or tempfile.gettempdir())
+    path = base / "insights-test-artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _assert_requests_in_zone(urls: list[str]) -> None:

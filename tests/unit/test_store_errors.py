@@ -279,8 +279,9 @@ def test_failover_defaults_fit_kafka_and_the_embedded_broker(
     assert s.broker_session_timeout_s is None and s.broker_heartbeat_interval_s is None
     # Kafka refuses sessions under group.min.session.timeout.ms (6 s by default).
     assert s.group_timing(embedded_broker=False) == (6.0, 1.0)
-    # The embedded broker has no floor; it holds a join for half the session on top.
-    assert s.group_timing(embedded_broker=True) == (3.0, 0.5)
+    # The embedded broker has no floor, but shorter sessions stalled a worker after an empty
+    # broker restart now and then (insights/settings.py): the same timing.
+    assert s.group_timing(embedded_broker=True) == (6.0, 1.0)
 
 
 def test_a_set_session_rules_on_every_broker(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -295,7 +296,7 @@ def test_heartbeat_is_at_most_a_third_of_the_session(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("INSIGHTS_BROKER_HEARTBEAT_INTERVAL_S", "3")
     assert Settings().broker_heartbeat_interval_s == 3.0
     monkeypatch.delenv("INSIGHTS_BROKER_SESSION_TIMEOUT_S")
-    with pytest.raises(ValidationError, match="at most a third"):  # 3 s > a third of 3 s
+    with pytest.raises(ValidationError, match="at most a third"):  # 3 s > a third of 6 s
         Settings()
     monkeypatch.setenv("INSIGHTS_BROKER_HEARTBEAT_INTERVAL_S", "3.5")
     with pytest.raises(ValidationError, match="at most a third"):
@@ -318,7 +319,7 @@ async def test_the_worker_hands_the_group_timing_to_its_consumer() -> None:
             assert w.app.conf.broker_session_timeout == 12.0
             assert w.app.conf.broker_heartbeat_interval == 2.5
         auto = Settings(kafka_bootstrap="127.0.0.1:1", redis_url="redis://127.0.0.1:1/0")
-        for embedded, timing in ((False, (6.0, 1.0)), (True, (3.0, 0.5))):
+        for embedded, timing in ((False, (6.0, 1.0)), (True, (6.0, 1.0))):
             w = InsightsWorker(auto, redis, embedded_broker=embedded)
             conf = w.app.conf
             assert (conf.broker_session_timeout, conf.broker_heartbeat_interval) == timing
