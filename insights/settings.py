@@ -18,7 +18,7 @@ DAY_BUCKETS_CLUSTER = 16  # a cluster: every shard takes part of a day even with
 KAFKA_GROUP_TIMING = (6.0, 1.0)  # session, heartbeat (s): Kafka's floor for the session
 # The embedded broker has no floor, and 3 s / 0.5 s took a dead worker's partitions over in
 # ~5.5 s instead of ~9-10 s, but with 3-4 s sessions a worker sometimes stayed idle after
-# rejoining a broker restarted empty (2-3 of 6-8 runs; none in 8 at 6 s): same as Kafka.
+# rejoining a broker restarted empty (2-3 of 6-8 runs; none in 11 at 6 s): same as Kafka.
 EMBEDDED_GROUP_TIMING = KAFKA_GROUP_TIMING
 
 
