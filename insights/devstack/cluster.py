@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from redis import Redis as SyncRedis
 
-from insights.devstack.process import EmbeddedStartError, ManagedProcess
+from insights.devstack.process import EmbeddedStartError, ManagedProcess, free_port
 from insights.devstack.servers import start_redis
 
 SLOTS = 16_384
@@ -64,13 +64,33 @@ def start_redis_cluster(
         raise ValueError("a cluster needs at least one master")
     cluster = ManagedCluster([])
     try:
-        cluster.masters = [start_redis(cluster=True) for _ in range(masters)]
-        cluster.replicas = [start_redis(cluster=True) for _ in range(masters * replicas_per_master)]
+        cluster.masters = [_start_node() for _ in range(masters)]
+        cluster.replicas = [_start_node() for _ in range(masters * replicas_per_master)]
         _join(cluster, timeout_s)
     except BaseException:
         cluster.stop()
         raise
     return cluster
+
+
+# A node's cluster bus listens on its port + 10,000, so the port must be 55,535 or less.
+MAX_NODE_PORT = 65_535 - 10_000
+_NODE_ATTEMPTS = 5
+
+
+def _start_node() -> ManagedProcess:
+    """A cluster-mode server on a free port low enough for its bus port (another process may
+    take the port first: then another one)."""
+    for attempt in range(1, _NODE_ATTEMPTS + 1):
+        port = free_port()
+        while port > MAX_NODE_PORT:
+            port = free_port()
+        try:
+            return start_redis(port, cluster=True)
+        except EmbeddedStartError:
+            if attempt == _NODE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _join(cluster: ManagedCluster, timeout_s: float) -> None:
