@@ -180,7 +180,15 @@ def test_the_example_agent_is_counted(stack: Stack) -> None:
     match = re.search(r'curl -s -H "Coder-Session-Token: \$TOKEN" "([^"]+)"', out)
     assert match, out
     path = match.group(1).removeprefix(stack.base_url)
-    body = stack.wait_for(path, lambda b: any(u["user_id"] == user for u in b["report"]["users"]))
+    # Each topic is applied on its own: an app session may count the user before the session
+    # report that carries the name is applied.
+    body = stack.wait_for(
+        path,
+        lambda b: any(
+            u["user_id"] == user and u["username"] == "example-agent" and u["seconds"] == 360
+            for u in b["report"]["users"]
+        ),
+    )
     counted = next(u for u in body["report"]["users"] if u["user_id"] == user)
     assert counted["username"] == "example-agent"
     # The app session covers the minutes of [now - 5 min, now) (five or six of them, as the
